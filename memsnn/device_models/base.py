@@ -1,0 +1,741 @@
+"""Device-model framework: the parameters, the state and the pure functions every preset shares.
+
+A *device model* (:class:`DeviceModel`) owns a frozen, self-validating parameter set
+(:class:`DeviceParams` or a subclass) and acts on a :class:`DeviceState` that holds a whole array of
+devices as torch tensors of one shape (any shape; crossbars use ``[rows, cols]``). There are no
+per-device Python objects: every function is vectorised over the array.
+
+Pure functions (each returns a new state and leaves its input untouched)::
+
+    state = model.init_state((256, 256), device="cuda", generator=0)  # samples d2d spread
+    state = model.apply_pulses(state, pulses)          # signed int counts: + SET, - RESET
+    state = model.advance(state, 3600.0)               # volatile relaxation + drift clock
+    g     = model.read(state, generator=gen)           # conductance with read noise, siemens
+
+Physics common to all presets (model-specific pulse laws live in the preset modules)
+-----------------------------------------------------------------------------------
+*Pulse response.* Each model maps the long-term conductance ``G`` to a pulse coordinate ``n`` per
+polarity such that one nominal pulse advances ``n`` by exactly 1 (power law, soft bounds, linear ...).
+A pulse of amplitude ``V`` and width ``w`` counts as ``s = a(V) * (w / width_ref) * scale_d``
+nominal pulses, where ``a(V) = ((|V| - v_threshold) / (v_ref - v_threshold))_+ ** amp_exponent``
+(models with their own amplitude law override ``a``) and ``scale_d`` is the device's sampled step
+scale. ``k`` pulses therefore move the coordinate by ``k * s``.
+
+*Cycle-to-cycle noise* (``step_std``, sampled per pulse). ``multiplicative``: each pulse advances
+``n`` by ``s * (1 + step_std * xi)``, so ``k`` pulses advance it by ``k s + step_std s sqrt(k) xi``
+(exactly the sum of ``k`` independent per-pulse draws); the spread is relative to the local,
+state-dependent step. ``additive``: ``k`` pulses add ``step_std * s * sqrt(k) * xi * dG_ref`` siemens
+where ``dG_ref`` is the model's reference step (aihwkit's ``mult_noise=False``).
+
+*Device-to-device spread* (``*_dtod``, sampled once in :meth:`DeviceModel.init_state`): a
+parameter ``p`` becomes ``p * (1 + dtod * xi)`` per device, ``xi`` a standard normal truncated at
++-3; bounds spread in units of the nominal window ``g_max - g_min``.
+
+*Bounds and levels.* After a pulse the long-term conductance is clipped to the device's
+``[g_min_d, g_max_d]`` and, with ``n_levels``, rounded to the nearest of ``n_levels`` equally
+spaced levels of that window.
+
+*Volatile component.* Each pulse adds ``volatile_ratio`` times its non-volatile step to a volatile
+conductance ``G_vol`` that relaxes as ``exp(-dt / tau)``, with the bias-dependent time constant
+``tau = tau_volatile_d * exp(tau_bias_coeff * V_bias)`` (meta-plasticity).
+
+*Drift.* Between programming events the long-term conductance follows
+``G(t) = G_prog * ((t - t_prog + drift_t0) / drift_t0) ** (-nu_d)``, continuous at ``t = t_prog``,
+with a per-device exponent ``nu_d``. A pulse starts from the drifted value and resets the device's
+drift clock.
+
+*Read.* ``G_read = (G_lt(t) + G_vol(t) + write_offset) * (1 + read_noise_std * xi)``, clipped at 0.
+
+*Faults.* A fraction ``p_stuck_min`` / ``p_stuck_max`` of devices is stuck at ``g_min_d`` /
+``g_max_d``: pulses, drift and relaxation never move them (reads still see read noise, and their
+pulses are still counted and cost energy).
+
+*Energy.* A pulse costs ``energy_set`` (or ``energy_reset``) joules at ``v_ref`` and
+``width_ref``, scaled ohmically by ``(V / v_ref)**2 * (w / width_ref)``; the state accumulates the
+energy and the SET / RESET pulse counts per device.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Iterator
+
+import torch
+
+from .._random import as_generator
+from ..params import Params, param
+
+__all__ = ["DeviceParams", "DeviceState", "DeviceModel", "check_pulses"]
+
+Tensor = torch.Tensor
+
+
+@dataclass(frozen=True)
+class DeviceParams(Params):
+    """Parameters every device model understands. SI units; spreads are relative (see module doc).
+
+    The defaults here are neutral (a noise-free linear-ish device); presets override them and give
+    the source of each value in their own docstring.
+    """
+
+    # --- conductance window -------------------------------------------------------------------
+    g_min: float = param(0.0, unit="S", check=">=0", doc="lower conductance bound")
+    g_max: float = param(1e-7, unit="S", check=">0", doc="upper conductance bound")
+    g_min_dtod: float = param(0.0, unit="1", check=">=0", doc="d2d spread of g_min, in units of the window g_max - g_min")
+    g_max_dtod: float = param(0.0, unit="1", check=">=0", doc="d2d spread of g_max, in units of the window g_max - g_min")
+    g_init: float | None = param(None, unit="S", check=">=0", optional=True, doc="conductance of a fresh device (None: g_min)")
+    g_init_dtod: float = param(0.0, unit="1", check=">=0", doc="relative d2d spread of g_init")
+
+    # --- pulses -----------------------------------------------------------------------------------
+    v_set: float = param(1.0, unit="V", check=">0", doc="default SET (potentiating) pulse amplitude")
+    v_reset: float = param(1.0, unit="V", check=">0", doc="default RESET (depressing) pulse amplitude, magnitude")
+    v_ref: float = param(1.0, unit="V", check=">0", doc="amplitude at which one pulse is one nominal step")
+    v_threshold: float = param(0.5, unit="V", check=">=0", doc="pulses with |V| <= this do nothing")
+    amp_exponent: float = param(1.0, unit="1", check=">=0", doc="step scales as ((|V|-v_th)/(v_ref-v_th))**amp_exponent")
+    pulse_width: float = param(1e-6, unit="s", check=">0", doc="default pulse width")
+    width_ref: float = param(1e-6, unit="s", check=">0", doc="width at which one pulse is one nominal step")
+    step_dtod: float = param(0.0, unit="1", check=">=0", doc="relative d2d spread of the step size (both polarities)")
+    up_down_dtod: float = param(0.0, unit="1", check=">=0", doc="relative d2d spread of the SET/RESET step ratio")
+    step_std: float = param(0.0, unit="1", check=">=0", doc="c2c spread of each pulse's step (see step_noise)")
+    step_noise: str = param("multiplicative", check=None, choices=("multiplicative", "additive"), doc="c2c noise relative to the local step, or additive in units of the reference step")
+    write_noise_std: float = param(0.0, unit="1", check=">=0", doc="apparent write noise, resampled each time a device is pulsed, in units of the reference step")
+
+    # --- read ---------------------------------------------------------------------------------------
+    read_noise_std: float = param(0.0, unit="1", check=">=0", doc="relative Gaussian read noise per read")
+
+    # --- volatile (short-term) component --------------------------------------------------------------
+    volatile_ratio: float = param(0.0, unit="1", check=">=0", doc="volatile conductance added per pulse, relative to its non-volatile step")
+    tau_volatile: float = param(1.0, unit="s", check=">0", doc="relaxation time of the volatile part at zero bias")
+    tau_volatile_dtod: float = param(0.0, unit="1", check=">=0", doc="relative d2d spread of tau_volatile")
+    tau_bias_coeff: float = param(0.0, unit="1/V", check="any", doc="tau = tau_volatile * exp(tau_bias_coeff * V_bias)")
+
+    # --- long-term drift ---------------------------------------------------------------------------------
+    drift_nu: float = param(0.0, unit="1", check=">=0", doc="mean drift exponent nu, G ~ (t/t0)**-nu")
+    drift_nu_dtod: float = param(0.0, unit="1", check=">=0", doc="relative d2d spread of nu")
+    drift_t0: float = param(1.0, unit="s", check=">0", doc="drift reference time after programming")
+
+    # --- faults and resolution -------------------------------------------------------------------------
+    p_stuck_min: float = param(0.0, unit="1", check="prob", doc="fraction of devices stuck at g_min")
+    p_stuck_max: float = param(0.0, unit="1", check="prob", doc="fraction of devices stuck at g_max")
+    n_levels: int | None = param(None, unit="1", check="int>=2", optional=True, doc="finite number of conductance levels (None: continuous)")
+
+    # --- energy ---------------------------------------------------------------------------------------
+    energy_set: float = param(0.0, unit="J", check=">=0", doc="energy of one SET pulse at v_ref, width_ref")
+    energy_reset: float = param(0.0, unit="J", check=">=0", doc="energy of one RESET pulse at v_ref, width_ref")
+
+    def _cross_checks(self) -> Iterator[str]:
+        if not self.g_min < self.g_max:
+            yield f"g_min={self.g_min!r} must be < g_max={self.g_max!r} (siemens)"
+        if self.g_init is not None and not self.g_min <= self.g_init <= self.g_max:
+            yield f"g_init={self.g_init!r} must lie in [g_min, g_max] = [{self.g_min!r}, {self.g_max!r}] (siemens)"
+        if self.p_stuck_min + self.p_stuck_max > 1:
+            yield (
+                f"p_stuck_min + p_stuck_max = {self.p_stuck_min + self.p_stuck_max!r} must be <= 1"
+            )
+        if self.v_threshold >= self.v_ref:
+            yield f"v_threshold={self.v_threshold!r} must be < v_ref={self.v_ref!r} (volts)"
+
+    @property
+    def window(self) -> float:
+        """Nominal conductance window ``g_max - g_min`` in siemens."""
+        return self.g_max - self.g_min
+
+
+# Names of the DeviceState tensor fields (all shaped like the array, except `dev` and `time`).
+_STATE_TENSORS = ("g", "t_prog", "g_vol", "nu", "bias", "write_offset", "stuck", "n_set", "n_reset", "energy")
+
+
+@dataclass
+class DeviceState:
+    """State of an array of devices; every tensor has the array's shape.
+
+    Attributes:
+        g: long-term conductance right after the last programming event, before drift (S).
+        t_prog: time of each device's last programming event (s, float64); drift counts from it.
+        g_vol: volatile conductance at time ``time`` (S).
+        nu: drift exponent per device.
+        bias: bias voltage per device (V); sets the volatile time constant (meta-plasticity).
+        write_offset: apparent write noise, resampled when a device is pulsed (S).
+        stuck: int8, 0 = working, -1 = stuck at g_min, +1 = stuck at g_max.
+        n_set, n_reset: int64 counts of applied SET / RESET pulses.
+        energy: float64 programming energy spent per device (J).
+        dev: per-device parameters sampled at construction (``g_min``, ``g_max``, ``scale_set``,
+            ``scale_reset``, ``tau`` and model-specific ones), each shaped like the array.
+        time: the array's clock (s).
+    """
+
+    g: Tensor
+    t_prog: Tensor
+    g_vol: Tensor
+    nu: Tensor
+    bias: Tensor
+    write_offset: Tensor
+    stuck: Tensor
+    n_set: Tensor
+    n_reset: Tensor
+    energy: Tensor
+    dev: dict[str, Tensor] = field(default_factory=dict)
+    time: float = 0.0
+
+    @property
+    def shape(self) -> torch.Size:
+        return self.g.shape
+
+    @property
+    def device(self) -> torch.device:
+        return self.g.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.g.dtype
+
+    def replace(self, **changes: Any) -> "DeviceState":
+        return dataclasses.replace(self, **changes)
+
+    def to(self, device: torch.device | str) -> "DeviceState":
+        """A copy on another device (CPU <-> CUDA)."""
+        moved = {name: getattr(self, name).to(device) for name in _STATE_TENSORS}
+        return DeviceState(**moved, dev={k: v.to(device) for k, v in self.dev.items()}, time=self.time)
+
+    def clone(self) -> "DeviceState":
+        copied = {name: getattr(self, name).clone() for name in _STATE_TENSORS}
+        return DeviceState(**copied, dev={k: v.clone() for k, v in self.dev.items()}, time=self.time)
+
+    def tensors(self) -> dict[str, Tensor]:
+        """Flat ``{name: tensor}`` of everything, per-device parameters as ``dev.<name>``."""
+        out = {name: getattr(self, name) for name in _STATE_TENSORS}
+        out.update({f"dev.{k}": v for k, v in self.dev.items()})
+        return out
+
+    @classmethod
+    def from_tensors(cls, tensors: dict[str, Tensor], time: float) -> "DeviceState":
+        fields = {name: tensors[name] for name in _STATE_TENSORS}
+        dev = {k[4:]: v for k, v in tensors.items() if k.startswith("dev.")}
+        return cls(**fields, dev=dev, time=float(time))
+
+
+def check_pulses(pulses: Any, shape: torch.Size, device: torch.device) -> Tensor:
+    """Validate a pulse-count tensor: integer dtype, broadcastable to ``shape``; returns it broadcast."""
+    if not isinstance(pulses, torch.Tensor):
+        raise TypeError(f"pulses must be a torch.Tensor of signed integer counts, got {type(pulses).__name__}")
+    if pulses.dtype.is_floating_point or pulses.dtype.is_complex or pulses.dtype == torch.bool:
+        raise TypeError(
+            f"pulses must have an integer dtype (signed pulse counts), got {pulses.dtype}; "
+            "round and convert with .round().to(torch.int32) if you mean counts"
+        )
+    try:
+        out = torch.broadcast_to(pulses, shape)
+    except RuntimeError:
+        raise ValueError(
+            f"pulses has shape {tuple(pulses.shape)}, which does not broadcast to the array shape {tuple(shape)}"
+        ) from None
+    if out.device != device:
+        out = out.to(device)
+    return out
+
+
+def _check_positive_amount(name: str, value: Any, unit: str) -> None:
+    if isinstance(value, torch.Tensor):
+        if not torch.isfinite(value).all() or (value <= 0).any():
+            raise ValueError(f"{name} must be finite and > 0 {unit}; got a tensor with min {value.min().item()!r}")
+    elif not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+        raise ValueError(f"{name}={value!r} must be a finite number > 0 ({unit})")
+
+
+class Sampler:
+    """Draws per-device (device-to-device) parameters for one array."""
+
+    def __init__(self, shape: torch.Size, gen: torch.Generator | None, device: torch.device, dtype: torch.dtype):
+        self.shape, self.gen, self.device, self.dtype = shape, gen, device, dtype
+
+    def normal(self) -> Tensor:
+        """Standard normal per device, truncated at +-3 sigma."""
+        return torch.randn(self.shape, generator=self.gen, device=self.device, dtype=self.dtype).clamp_(-3.0, 3.0)
+
+    def offset(self, mean: float, std: float) -> Tensor:
+        """``mean + std * xi`` per device (no draw when ``std == 0``)."""
+        if std == 0:
+            return torch.full(self.shape, float(mean), device=self.device, dtype=self.dtype)
+        return mean + std * self.normal()
+
+    def spread(self, mean: float, rel: float) -> Tensor:
+        """``mean * (1 + rel * xi)`` per device, kept on the sign of ``mean`` (at least 5 % of it).
+
+        No random numbers are drawn when ``rel == 0``.
+        """
+        if rel == 0:
+            return torch.full(self.shape, float(mean), device=self.device, dtype=self.dtype)
+        return mean * (1.0 + rel * self.normal()).clamp_(min=0.05)
+
+
+class DeviceModel:
+    """Base class of all device models; see the module docstring for the shared physics.
+
+    Subclasses set ``params_class`` and ``preset`` and implement :meth:`_respond` (the noise-free
+    response of the long-term conductance to a real-valued number of nominal pulses), and usually
+    :meth:`_coord` / :meth:`_uncoord` (used for pulse-count estimates) and :meth:`_reference_step`.
+    """
+
+    params_class: ClassVar[type[DeviceParams]] = DeviceParams
+    preset: ClassVar[str] = "base"
+    #: short provenance of the preset defaults (full sources in the preset module docstring)
+    source: ClassVar[str] = ""
+
+    def __init__(self, params: DeviceParams | None = None, **overrides: Any):
+        if params is None:
+            params = self.params_class.from_dict(overrides)
+        elif overrides:
+            params = params.replace(**overrides)
+        if not isinstance(params, self.params_class):
+            raise TypeError(
+                f"{type(self).__name__} needs {self.params_class.__name__}, got {type(params).__name__}"
+            )
+        self.params = params
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(preset={self.preset!r})"
+
+    # ------------------------------------------------------------------------------------------------
+    # construction
+    # ------------------------------------------------------------------------------------------------
+    def init_state(
+        self,
+        shape: tuple[int, ...] | torch.Size | int,
+        *,
+        device: torch.device | str = "cpu",
+        dtype: torch.dtype = torch.float32,
+        generator: torch.Generator | int | None = None,
+    ) -> DeviceState:
+        """A fresh array of ``shape`` devices at ``g_init``, with d2d parameters sampled once.
+
+        Args:
+            shape: array shape, e.g. ``(rows, cols)``.
+            device: torch device (``"cpu"``, ``"cuda"``).
+            dtype: floating dtype of conductances (float32 or float64).
+            generator: torch.Generator or int seed; the same seed gives the same state.
+        """
+        shape = torch.Size([shape]) if isinstance(shape, int) else torch.Size(shape)
+        if any(s <= 0 for s in shape):
+            raise ValueError(f"shape={tuple(shape)} must have positive sizes")
+        if dtype not in (torch.float32, torch.float64):
+            raise ValueError(f"dtype={dtype} is not allowed: use torch.float32 or torch.float64")
+        device = torch.device(device)
+        gen = as_generator(generator, device)
+        p = self.params
+        window = p.window
+
+        sample = Sampler(shape, gen, device, dtype)
+        dev: dict[str, Tensor] = {}
+        g_min = sample.offset(p.g_min, p.g_min_dtod * window).clamp_(min=0.0)
+        g_max = sample.offset(p.g_max, p.g_max_dtod * window)
+        g_max = torch.maximum(g_max, g_min + 0.05 * window)
+        dev["g_min"], dev["g_max"] = g_min, g_max
+        step = sample.spread(1.0, p.step_dtod)
+        up_down = sample.offset(0.0, p.up_down_dtod)
+        dev["scale_set"] = step * (1.0 + up_down).clamp(min=0.05)
+        dev["scale_reset"] = step * (1.0 - up_down).clamp(min=0.05)
+        dev["tau"] = sample.spread(p.tau_volatile, p.tau_volatile_dtod)
+        dev.update(self._sample_extra(sample, dev))
+
+        if p.g_init is None:
+            g = g_min.clone()
+        else:
+            g = sample.spread(p.g_init, p.g_init_dtod)
+        g = torch.minimum(torch.maximum(g, g_min), g_max)
+
+        stuck = torch.zeros(shape, dtype=torch.int8, device=device)
+        if p.p_stuck_min > 0 or p.p_stuck_max > 0:
+            u = torch.rand(shape, generator=gen, device=device, dtype=torch.float64)
+            stuck[u < p.p_stuck_min] = -1
+            stuck[(u >= p.p_stuck_min) & (u < p.p_stuck_min + p.p_stuck_max)] = 1
+        g = torch.where(stuck < 0, g_min, torch.where(stuck > 0, g_max, g))
+        g = self._quantise(g, dev)
+
+        nu = self._initial_nu(g, sample)
+        nu = torch.where(stuck != 0, torch.zeros_like(nu), nu)
+        zeros = torch.zeros(shape, device=device, dtype=dtype)
+        return DeviceState(
+            g=g,
+            t_prog=torch.zeros(shape, device=device, dtype=torch.float64),
+            g_vol=zeros.clone(),
+            nu=nu,
+            bias=zeros.clone(),
+            write_offset=zeros.clone(),
+            stuck=stuck,
+            n_set=torch.zeros(shape, device=device, dtype=torch.int64),
+            n_reset=torch.zeros(shape, device=device, dtype=torch.int64),
+            energy=torch.zeros(shape, device=device, dtype=torch.float64),
+            dev=dev,
+            time=0.0,
+        )
+
+    def _sample_extra(self, sample: "Sampler", dev: dict[str, Tensor]) -> dict[str, Tensor]:
+        """Model-specific per-device parameters, drawn with ``sample`` (override)."""
+        return {}
+
+    def _initial_nu(self, g: Tensor, sample: "Sampler") -> Tensor:
+        """Drift exponents of a fresh array (default: ``drift_nu`` with ``drift_nu_dtod`` spread)."""
+        return sample.spread(self.params.drift_nu, self.params.drift_nu_dtod).clamp_(min=0.0)
+
+    def nominal_device_params(self, device: torch.device | str = "cpu", dtype=torch.float64) -> dict[str, Tensor]:
+        """Per-device parameters of the *mean* device, as 0-d tensors (for nominal behaviour)."""
+        p = self.params
+        one = torch.ones((), device=device, dtype=dtype)
+        dev = {
+            "g_min": p.g_min * one,
+            "g_max": p.g_max * one,
+            "scale_set": one.clone(),
+            "scale_reset": one.clone(),
+            "tau": p.tau_volatile * one,
+        }
+        dev.update(self._nominal_extra(one))
+        return dev
+
+    def _nominal_extra(self, one: Tensor) -> dict[str, Tensor]:
+        return {}
+
+    # ------------------------------------------------------------------------------------------------
+    # the pulse law (model specific)
+    # ------------------------------------------------------------------------------------------------
+    def _respond(self, g: Tensor, dn: Tensor, set_mask: Tensor, amp: Tensor, dev: dict[str, Tensor]) -> Tensor:
+        """Noise-free long-term conductance after ``dn`` (>= 0, real) nominal pulses.
+
+        ``set_mask`` selects SET (True) or RESET (False) per device; ``amp`` is the pulse amplitude
+        magnitude in volts. The default goes through the pulse coordinate.
+        """
+        return self._uncoord(self._coord(g, set_mask, amp, dev) + dn, set_mask, amp, dev)
+
+    def _coord(self, g: Tensor, set_mask: Tensor, amp: Tensor, dev: dict[str, Tensor]) -> Tensor:
+        """Pulse coordinate of conductance ``g`` for the given polarity (one nominal pulse = +1)."""
+        raise NotImplementedError
+
+    def _uncoord(self, n: Tensor, set_mask: Tensor, amp: Tensor, dev: dict[str, Tensor]) -> Tensor:
+        raise NotImplementedError
+
+    def _reference_step(self, dev: dict[str, Tensor]) -> Tensor:
+        """Reference step size in siemens, the unit of additive c2c and write noise (override)."""
+        return (dev["g_max"] - dev["g_min"]) * 1e-3
+
+    def _amplitude_factor(self, amp: Tensor, set_mask: Tensor) -> Tensor:
+        """Nominal pulses per pulse of amplitude ``amp`` (0 at or below the threshold)."""
+        p = self.params
+        rel = ((amp - p.v_threshold) / (p.v_ref - p.v_threshold)).clamp(min=0.0)
+        return rel if p.amp_exponent == 1.0 else rel**p.amp_exponent
+
+    def _post_pulse_noise(
+        self, g1: Tensor, set_mask: Tensor, pulsed: Tensor, gen: torch.Generator | None, dev: dict[str, Tensor]
+    ) -> Tensor:
+        """Extra model-specific randomness of the pulse result (default: none)."""
+        return g1
+
+    def _on_programmed(
+        self, state: DeviceState, g_new: Tensor, touched: Tensor, gen: torch.Generator | None
+    ) -> Tensor:
+        """Drift exponents after the ``touched`` devices were (re)programmed; default keeps them."""
+        return state.nu
+
+    def _read_noise_rel(self, state: DeviceState, g: Tensor, elapsed: Tensor) -> Tensor | float:
+        """Relative std of read noise for a read ``elapsed`` seconds after programming."""
+        return self.params.read_noise_std
+
+    def _drift_factor(self, state: DeviceState, elapsed: Tensor) -> Tensor:
+        t0 = self.params.drift_t0
+        return ((elapsed + t0) / t0).pow(-state.nu.to(elapsed.dtype))
+
+    # ------------------------------------------------------------------------------------------------
+    # pure functions on the state
+    # ------------------------------------------------------------------------------------------------
+    def apply_pulses(
+        self,
+        state: DeviceState,
+        pulses: Tensor,
+        *,
+        amplitude: float | Tensor | None = None,
+        width: float | Tensor | None = None,
+        generator: torch.Generator | int | None = None,
+    ) -> DeviceState:
+        """Apply signed integer pulse counts at the state's time; returns the new state.
+
+        Args:
+            pulses: integer tensor broadcastable to the array shape; ``k > 0`` applies ``k`` SET
+                pulses (conductance up), ``k < 0`` applies ``|k|`` RESET pulses.
+            amplitude: pulse amplitude magnitude in volts (float or tensor broadcastable to the
+                array); ``None`` uses ``v_set`` for SET and ``v_reset`` for RESET pulses.
+            width: pulse width in seconds (float or tensor); ``None`` uses ``pulse_width``.
+            generator: torch.Generator or seed for the c2c and write noise.
+        """
+        p = self.params
+        k = check_pulses(pulses, state.shape, state.device)
+        if amplitude is not None:
+            _check_positive_amount("amplitude", amplitude, "volts")
+        if width is not None:
+            _check_positive_amount("width", width, "seconds")
+        gen = as_generator(generator, state.device)
+        dtype = state.dtype
+        set_mask = k > 0
+        count = k.abs().to(dtype)
+        touched = (k != 0) & (state.stuck == 0)
+
+        if amplitude is None:
+            amp = torch.where(set_mask, torch.tensor(p.v_set, dtype=dtype, device=state.device),
+                              torch.tensor(p.v_reset, dtype=dtype, device=state.device))
+        else:
+            amp = torch.as_tensor(amplitude, dtype=dtype, device=state.device).broadcast_to(state.shape)
+        width_t = p.pulse_width if width is None else width
+        width_t = torch.as_tensor(width_t, dtype=dtype, device=state.device)
+        dev = state.dev
+        scale = torch.where(set_mask, dev["scale_set"], dev["scale_reset"])
+        strength = self._amplitude_factor(amp, set_mask) * (width_t / p.width_ref) * scale
+
+        g0 = self.conductance_longterm(state)
+        dn = count * strength
+        if p.step_std > 0 and p.step_noise == "multiplicative":
+            xi = torch.randn(state.shape, generator=gen, device=state.device, dtype=dtype)
+            dn = dn + p.step_std * strength * count.sqrt() * xi
+        g1 = self._respond(g0, dn, set_mask, amp, dev)
+        if p.step_std > 0 and p.step_noise == "additive":
+            xi = torch.randn(state.shape, generator=gen, device=state.device, dtype=dtype)
+            g1 = g1 + p.step_std * strength * count.sqrt() * xi * self._reference_step(dev)
+        g1 = self._post_pulse_noise(g1, set_mask, k != 0, gen, dev)
+        step = g1 - g0
+        # bounds: a device that drifted below g_min is not lifted by a RESET pulse
+        lower = torch.where(set_mask, dev["g_min"], torch.minimum(dev["g_min"], g0))
+        g1 = torch.minimum(torch.maximum(g1, lower), dev["g_max"])
+        g1 = self._quantise(g1, dev)
+
+        g_new = torch.where(touched, g1, state.g)
+        t_prog = torch.where(touched, torch.full_like(state.t_prog, state.time), state.t_prog)
+        g_vol = state.g_vol
+        if p.volatile_ratio > 0:
+            g_vol = torch.where(touched, g_vol + p.volatile_ratio * step, g_vol)
+        write_offset = state.write_offset
+        if p.write_noise_std > 0:
+            xi = torch.randn(state.shape, generator=gen, device=state.device, dtype=dtype)
+            fresh = p.write_noise_std * self._reference_step(dev) * xi
+            write_offset = torch.where(touched, fresh, write_offset)
+        nu = self._on_programmed(state, g1, touched, gen)
+
+        # accounting: every applied pulse counts, stuck devices included
+        e_unit = torch.where(set_mask, torch.tensor(p.energy_set, dtype=torch.float64, device=state.device),
+                             torch.tensor(p.energy_reset, dtype=torch.float64, device=state.device))
+        e_scale = (amp.double() / p.v_ref) ** 2 * (width_t.double() / p.width_ref)
+        energy = state.energy + k.abs().double() * e_unit * e_scale
+        n_set = state.n_set + k.clamp(min=0).long()
+        n_reset = state.n_reset + (-k).clamp(min=0).long()
+        return state.replace(
+            g=g_new, t_prog=t_prog, g_vol=g_vol, write_offset=write_offset, nu=nu,
+            energy=energy, n_set=n_set, n_reset=n_reset,
+        )
+
+    def advance(self, state: DeviceState, seconds: float) -> DeviceState:
+        """Let ``seconds`` pass: the volatile part relaxes, the drift clock runs on."""
+        if not (isinstance(seconds, (int, float)) and math.isfinite(seconds) and seconds >= 0):
+            raise ValueError(f"seconds={seconds!r} must be a finite number >= 0")
+        g_vol = state.g_vol
+        if seconds > 0 and self.params.volatile_ratio > 0:
+            g_vol = g_vol * torch.exp(-seconds / self._tau(state))
+        return state.replace(g_vol=g_vol, time=state.time + float(seconds))
+
+    def set_bias(self, state: DeviceState, volts: float | Tensor) -> DeviceState:
+        """Set the bias voltage (V) that controls the volatile time constant (meta-plasticity)."""
+        bias = torch.as_tensor(volts, dtype=state.dtype, device=state.device)
+        if not torch.isfinite(bias).all():
+            raise ValueError("bias voltage must be finite")
+        return state.replace(bias=torch.broadcast_to(bias, state.shape).clone())
+
+    def _tau(self, state: DeviceState) -> Tensor:
+        p = self.params
+        tau = state.dev["tau"]
+        if p.tau_bias_coeff != 0:
+            tau = tau * torch.exp(p.tau_bias_coeff * state.bias)
+        return tau
+
+    def tau_volatile(self, state: DeviceState) -> Tensor:
+        """Per-device volatile relaxation time at the current bias (s)."""
+        return self._tau(state)
+
+    def _elapsed(self, state: DeviceState, at: float | None) -> tuple[float, Tensor]:
+        t = state.time if at is None else float(at)
+        if at is not None and (not math.isfinite(t) or t < state.time):
+            raise ValueError(f"at={at!r} must be a finite time >= the state's time {state.time!r} (s)")
+        return t, (t - state.t_prog).clamp(min=0.0)
+
+    def conductance_longterm(self, state: DeviceState, at: float | None = None) -> Tensor:
+        """Noise-free long-term conductance at time ``at`` (default: the state's time), drift included (S)."""
+        _, elapsed = self._elapsed(state, at)
+        if self.params.drift_nu == 0 and not self._has_dynamic_nu():
+            return state.g
+        return (state.g.double() * self._drift_factor(state, elapsed)).to(state.dtype)
+
+    def _has_dynamic_nu(self) -> bool:
+        return False
+
+    def conductance(self, state: DeviceState, at: float | None = None) -> Tensor:
+        """Noise-free conductance at time ``at``: long-term (drifted) + volatile + write offset (S)."""
+        t, _ = self._elapsed(state, at)
+        g = self.conductance_longterm(state, at)
+        if self.params.volatile_ratio > 0:
+            g_vol = state.g_vol
+            if t > state.time:
+                g_vol = g_vol * torch.exp(-(t - state.time) / self._tau(state))
+            g = g + g_vol
+        if self.params.write_noise_std > 0:
+            g = g + state.write_offset
+        return g.clamp(min=0.0)
+
+    def read(
+        self,
+        state: DeviceState,
+        *,
+        at: float | None = None,
+        generator: torch.Generator | int | None = None,
+    ) -> Tensor:
+        """Conductance seen by a read at time ``at`` (default: now), with read noise (S)."""
+        g = self.conductance(state, at)
+        _, elapsed = self._elapsed(state, at)
+        rel = self._read_noise_rel(state, g, elapsed)
+        if isinstance(rel, float) and rel == 0.0:
+            return g
+        gen = as_generator(generator, state.device)
+        xi = torch.randn(state.shape, generator=gen, device=state.device, dtype=state.dtype)
+        return (g * (1.0 + rel * xi)).clamp(min=0.0)
+
+    def program(
+        self,
+        state: DeviceState,
+        g_target: Tensor,
+        *,
+        generator: torch.Generator | int | None = None,
+    ) -> DeviceState:
+        """Statistical programming: set the long-term conductance to ``g_target`` plus the model's
+        programming error (see :meth:`programming_noise_std`), reset the drift clock and clear the
+        volatile part. This is the shortcut inference simulators use for an iterative
+        program-and-verify loop; it counts no pulses and no energy. Pulse-accurate programming lives
+        in ``memsnn.crossbar`` (open loop and write-verify).
+        """
+        target = torch.as_tensor(g_target, dtype=state.dtype, device=state.device)
+        if target.shape != state.shape:
+            raise ValueError(f"g_target has shape {tuple(target.shape)}, expected {tuple(state.shape)}")
+        if not torch.isfinite(target).all():
+            raise ValueError("g_target contains NaN or infinite values")
+        gen = as_generator(generator, state.device)
+        dev = state.dev
+        sigma = self.programming_noise_std(target, dev)
+        g1 = target
+        if not (isinstance(sigma, float) and sigma == 0.0):
+            g1 = target + sigma * torch.randn(state.shape, generator=gen, device=state.device, dtype=state.dtype)
+        g1 = torch.minimum(torch.maximum(g1, dev["g_min"]), dev["g_max"])
+        g1 = self._quantise(g1, dev)
+        touched = state.stuck == 0
+        nu = self._on_programmed(state, g1, touched, gen)
+        return state.replace(
+            g=torch.where(touched, g1, state.g),
+            t_prog=torch.where(touched, torch.full_like(state.t_prog, state.time), state.t_prog),
+            g_vol=torch.zeros_like(state.g_vol),
+            write_offset=torch.zeros_like(state.write_offset),
+            nu=nu,
+        )
+
+    def programming_noise_std(self, g_target: Tensor, dev: dict[str, Tensor]) -> Tensor | float:
+        """Std (S) of the error left by :meth:`program`; default: none."""
+        return 0.0
+
+    def _quantise(self, g: Tensor, dev: dict[str, Tensor]) -> Tensor:
+        n = self.params.n_levels
+        if n is None:
+            return g
+        lo, hi = dev["g_min"], dev["g_max"]
+        spacing = (hi - lo) / (n - 1)
+        return lo + torch.round((g - lo) / spacing).clamp(0, n - 1) * spacing
+
+    # ------------------------------------------------------------------------------------------------
+    # nominal behaviour (for schedulers, open-loop programming and plots)
+    # ------------------------------------------------------------------------------------------------
+    def nominal_step(
+        self,
+        g: Tensor,
+        polarity: int,
+        *,
+        amplitude: float | None = None,
+        width: float | None = None,
+        dev: dict[str, Tensor] | None = None,
+    ) -> Tensor:
+        """Expected noise-free change of long-term conductance from one pulse at ``g`` (S, signed).
+
+        ``dev`` defaults to the mean device; pass ``state.dev`` for each device's own step.
+        """
+        if polarity not in (1, -1):
+            raise ValueError(f"polarity={polarity!r} must be +1 (SET) or -1 (RESET)")
+        g = torch.as_tensor(g)
+        dtype = g.dtype if g.dtype.is_floating_point else torch.float64
+        g = g.to(dtype)
+        dev = self.nominal_device_params(g.device, dtype) if dev is None else dev
+        p = self.params
+        amp_v = (p.v_set if polarity > 0 else p.v_reset) if amplitude is None else amplitude
+        set_mask = torch.full(g.shape, polarity > 0, device=g.device)
+        amp = torch.full(g.shape, float(amp_v), device=g.device, dtype=dtype)
+        w = p.pulse_width if width is None else width
+        scale = dev["scale_set"] if polarity > 0 else dev["scale_reset"]
+        s = self._amplitude_factor(amp, set_mask) * (w / p.width_ref) * scale
+        g1 = self._respond(g, s * torch.ones_like(g), set_mask, amp, dev)
+        g1 = torch.minimum(torch.maximum(g1, dev["g_min"]), dev["g_max"])
+        return g1 - g
+
+    def pulse_response(
+        self,
+        state: DeviceState,
+        n_set: int,
+        n_reset: int,
+        *,
+        generator: torch.Generator | int | None = None,
+        read: bool = True,
+    ) -> Tensor:
+        """Conductance after each of ``n_set`` SET then ``n_reset`` RESET single pulses.
+
+        Returns ``[n_set + n_reset + 1, *shape]`` (the first row is the start), read with read
+        noise if ``read`` else noise-free. Handy for plots and characterisation.
+        """
+        gen = as_generator(generator, state.device)
+        out = [self.read(state, generator=gen) if read else self.conductance(state)]
+        one = torch.ones(state.shape, dtype=torch.int32, device=state.device)
+        for i in range(n_set + n_reset):
+            state = self.apply_pulses(state, one if i < n_set else -one, generator=gen)
+            out.append(self.read(state, generator=gen) if read else self.conductance(state))
+        return torch.stack(out)
+
+    # ------------------------------------------------------------------------------------------------
+    # accounting
+    # ------------------------------------------------------------------------------------------------
+    @staticmethod
+    def total_energy(state: DeviceState) -> float:
+        """Programming energy spent by the whole array (J)."""
+        return float(state.energy.sum())
+
+    @staticmethod
+    def total_pulses(state: DeviceState) -> int:
+        """Number of pulses applied to the whole array (SET + RESET)."""
+        return int(state.n_set.sum() + state.n_reset.sum())
+
+    # ------------------------------------------------------------------------------------------------
+    # description
+    # ------------------------------------------------------------------------------------------------
+    def key_numbers(self) -> dict[str, Any]:
+        """The few numbers that characterise the preset (for tables)."""
+        p = self.params
+        g_mid = torch.tensor((p.g_min + p.g_max) / 2, dtype=torch.float64)
+        return {
+            "preset": self.preset,
+            "g_min_nS": p.g_min * 1e9,
+            "g_max_nS": p.g_max * 1e9,
+            "set_step_mid_nS": float(self.nominal_step(g_mid, +1)) * 1e9,
+            "reset_step_mid_nS": float(self.nominal_step(g_mid, -1)) * 1e9,
+            "c2c": p.step_std,
+            "read_noise": p.read_noise_std,
+            "drift_nu": p.drift_nu,
+            "tau_vol_s": p.tau_volatile if p.volatile_ratio > 0 else None,
+            "stuck": p.p_stuck_min + p.p_stuck_max,
+            "levels": p.n_levels,
+            "E_set_pJ": p.energy_set * 1e12,
+        }

@@ -1,0 +1,65 @@
+"""Ideal linear device: the digital reference (preset ``ideal``).
+
+Every pulse moves the conductance by the same step ``step`` (siemens), up for SET and down for
+RESET, with hard clipping at ``[g_min, g_max]`` and nothing else: no nonlinearity, no noise, no
+spread, no drift, no volatile part, no faults, zero energy. Half-selected pulses (``|V| <= 0.5 V``
+with the default ``v_threshold``) do nothing. A network on this device is the same network on float
+weights quantised to ``step``; with stochastic rounding in the scheduler it is unbiased.
+
+Defaults: the window ``[0, 100 nS]`` spans the ``srtio3`` preset's window so that the same weight
+scale maps to comparable currents; ``step = 0.1 nS`` gives 1000 steps across it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterator
+
+import torch
+
+from ..params import param
+from .base import DeviceModel, DeviceParams
+
+__all__ = ["LinearParams", "LinearDevice"]
+
+Tensor = torch.Tensor
+
+
+@dataclass(frozen=True)
+class LinearParams(DeviceParams):
+    """Linear-step device parameters (SI units)."""
+
+    _owner = "ideal"
+
+    step: float = param(1e-10, unit="S", check=">0", doc="conductance change per nominal pulse")
+
+    g_min: float = param(0.0, unit="S", check=">=0", doc="lower conductance bound")
+    g_max: float = param(1e-7, unit="S", check=">0", doc="upper conductance bound")
+
+    def _cross_checks(self) -> Iterator[str]:
+        yield from super()._cross_checks()
+        if self.step > self.g_max - self.g_min:
+            yield f"step={self.step!r} must be <= the window g_max - g_min = {self.g_max - self.g_min!r} S"
+
+
+class LinearDevice(DeviceModel):
+    """Linear device with hard bounds (preset ``ideal``)."""
+
+    params_class = LinearParams
+    preset = "ideal"
+    source = "digital reference (linear, noise-free)"
+
+    def _respond(self, g: Tensor, dn: Tensor, set_mask: Tensor, amp: Tensor, dev: dict[str, Tensor]) -> Tensor:
+        step = self.params.step * dn
+        return torch.where(set_mask, g + step, g - step)
+
+    def _coord(self, g: Tensor, set_mask: Tensor, amp: Tensor, dev: dict[str, Tensor]) -> Tensor:
+        x = torch.where(set_mask, g - dev["g_min"], dev["g_max"] - g)
+        return x / self.params.step
+
+    def _uncoord(self, n: Tensor, set_mask: Tensor, amp: Tensor, dev: dict[str, Tensor]) -> Tensor:
+        x = n * self.params.step
+        return torch.where(set_mask, dev["g_min"] + x, dev["g_max"] - x)
+
+    def _reference_step(self, dev: dict[str, Tensor]) -> Tensor:
+        return torch.full_like(dev["g_min"], self.params.step)

@@ -1,0 +1,105 @@
+"""RRAM with soft bounds and asymmetry (preset ``rram``), after aihwkit's ``ReRamSBPresetDevice``.
+
+Pulse law (soft bounds, exact for any real number ``k`` of nominal pulses)::
+
+    SET:   G_max - G  ->  (G_max - G) * (1 - alpha_set) ** k
+    RESET: G - G_min  ->  (G - G_min) * (1 - alpha_reset) ** k
+
+so one SET pulse moves ``alpha_set * (G_max - G)`` and one RESET pulse ``alpha_reset * (G - G_min)``:
+the step falls linearly to zero at the bound it approaches. ``alpha_*`` are fractions of the
+device's window; ``alpha_set != alpha_reset`` makes the device asymmetric, with its symmetry point
+(equal up and down steps) at ``x = alpha_set / (alpha_set + alpha_reset)`` of the window.
+
+Defaults: aihwkit 1.1.0 ``ReRamSBPresetDevice`` (a loose soft-bounds fit to Gong et al.,
+Nat. Commun. 2018), translated from aihwkit's unitless weights ``w in [w_min, w_max] = [-0.75, 1.25]``
+(window 2.0, ``dw_min = 0.002``) to a conductance window:
+
+- ``alpha_set = dw_min / w_max = 0.0016``, ``alpha_reset = dw_min / |w_min| = 0.002667``
+  (symmetry point at w = 0, reference step ``dw_min`` = 0.1 % of the window);
+- ``step_dtod = 0.3`` (``dw_min_dtod``), ``up_down_dtod = 0.01``;
+- bound spreads ``w_max_dtod * w_max = w_min_dtod * |w_min| = 0.3`` weight units = 0.15 window;
+- additive c2c noise ``step_std = 3.75`` reference steps (``dw_min_std``, ``mult_noise=False``);
+- write noise ``write_noise_std = 56`` reference steps (``write_noise_std``).
+
+aihwkit's weights are unitless, so the window ``[40 uS, 140 uS]`` is our choice (an analog RRAM
+range; bound spreads of 15 uS stay positive). RRAM drift, read noise and volatility are off, as in
+the aihwkit preset; pulse energy ``1 pJ`` is a placeholder order of magnitude, not a measurement.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterator
+
+import torch
+
+from ..params import param
+from .base import DeviceModel, DeviceParams
+
+__all__ = ["SoftBoundsParams", "SoftBoundsDevice"]
+
+Tensor = torch.Tensor
+
+
+@dataclass(frozen=True)
+class SoftBoundsParams(DeviceParams):
+    """Soft-bounds device parameters (SI units); defaults are aihwkit's ReRAM SB preset."""
+
+    _owner = "rram"
+
+    alpha_set: float = param(0.0016, unit="1", check=">0", doc="SET step at g_min, fraction of the window")
+    alpha_reset: float = param(0.002 / 0.75, unit="1", check=">0", doc="RESET step at g_max, fraction of the window")
+
+    g_min: float = param(40e-6, unit="S", check=">=0", doc="lower conductance bound")
+    g_max: float = param(140e-6, unit="S", check=">0", doc="upper conductance bound")
+    g_min_dtod: float = param(0.15, unit="1", check=">=0", doc="d2d spread of g_min, window units")
+    g_max_dtod: float = param(0.15, unit="1", check=">=0", doc="d2d spread of g_max, window units")
+    g_init: float | None = param(None, unit="S", check=">=0", optional=True, doc="fresh-device conductance (None: g_min)")
+    step_dtod: float = param(0.3, unit="1", check=">=0", doc="relative d2d spread of the step")
+    up_down_dtod: float = param(0.01, unit="1", check=">=0", doc="relative d2d spread of the SET/RESET ratio")
+    step_std: float = param(3.75, unit="1", check=">=0", doc="c2c noise per pulse, in reference steps (additive)")
+    step_noise: str = param("additive", check=None, choices=("multiplicative", "additive"), doc="c2c noise mode")
+    write_noise_std: float = param(56.0, unit="1", check=">=0", doc="apparent write noise, in reference steps")
+    energy_set: float = param(1e-12, unit="J", check=">=0", doc="energy per SET pulse (placeholder)")
+    energy_reset: float = param(1e-12, unit="J", check=">=0", doc="energy per RESET pulse (placeholder)")
+
+    def _cross_checks(self) -> Iterator[str]:
+        yield from super()._cross_checks()
+        for name in ("alpha_set", "alpha_reset"):
+            if getattr(self, name) >= 1:
+                yield f"{name}={getattr(self, name)!r} must be < 1 (a fraction of the window per pulse)"
+
+
+class SoftBoundsDevice(DeviceModel):
+    """Soft-bounds device (preset ``rram``); see the module docstring."""
+
+    params_class = SoftBoundsParams
+    preset = "rram"
+    source = "aihwkit ReRamSBPresetDevice (Gong et al. 2018)"
+
+    def _log_keep(self, set_mask: Tensor, dtype: torch.dtype) -> Tensor:
+        """log(1 - alpha) per device for its polarity, in ``dtype``."""
+        p = self.params
+        keep = torch.log1p(-torch.tensor([p.alpha_set, p.alpha_reset], dtype=torch.float64)).to(dtype=dtype, device=set_mask.device)
+        return torch.where(set_mask, keep[0], keep[1])
+
+    def _respond(self, g: Tensor, dn: Tensor, set_mask: Tensor, amp: Tensor, dev: dict[str, Tensor]) -> Tensor:
+        factor = torch.exp(dn * self._log_keep(set_mask, g.dtype))
+        up = dev["g_max"] - (dev["g_max"] - g) * factor
+        down = dev["g_min"] + (g - dev["g_min"]) * factor
+        return torch.where(set_mask, up, down)
+
+    def _coord(self, g: Tensor, set_mask: Tensor, amp: Tensor, dev: dict[str, Tensor]) -> Tensor:
+        window = dev["g_max"] - dev["g_min"]
+        dist = torch.where(set_mask, dev["g_max"] - g, g - dev["g_min"]).clamp(min=1e-12 * window)
+        return torch.log(dist / window) / self._log_keep(set_mask, g.dtype)
+
+    def _uncoord(self, n: Tensor, set_mask: Tensor, amp: Tensor, dev: dict[str, Tensor]) -> Tensor:
+        window = dev["g_max"] - dev["g_min"]
+        dist = window * torch.exp(n * self._log_keep(set_mask, n.dtype))
+        return torch.where(set_mask, dev["g_max"] - dist, dev["g_min"] + dist)
+
+    def _reference_step(self, dev: dict[str, Tensor]) -> Tensor:
+        # the step at the symmetry point, where SET and RESET steps are equal (aihwkit's dw_min)
+        p = self.params
+        return (dev["g_max"] - dev["g_min"]) * (p.alpha_set * p.alpha_reset / (p.alpha_set + p.alpha_reset))

@@ -1,0 +1,113 @@
+"""The ``memsnn`` command line. Each subcommand validates its input before any long work starts."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Sequence
+
+__all__ = ["main", "build_parser"]
+
+
+def _cmd_devices(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from ..device_models import PRESETS
+
+    rows = []
+    for name, cls in PRESETS.items():
+        row = cls().key_numbers()
+        row["source"] = cls.source
+        rows.append(row)
+    table = pd.DataFrame(rows).set_index("preset")
+    with pd.option_context("display.width", 200, "display.max_columns", 30, "display.max_colwidth", 60):
+        print(table.to_string(float_format=lambda v: f"{v:.4g}"))
+    print("\nunits: conductances and steps in nS at the window middle; c2c, read noise relative; "
+          "tau in s; energy per SET pulse in pJ")
+    if args.plot:
+        from ..device_models.plots import plot_device
+
+        out = Path(args.plot)
+        names = args.preset or list(PRESETS)
+        for name in names:
+            if name not in PRESETS:
+                raise SystemExit(f"error: unknown preset {name!r}; choose from {', '.join(PRESETS)}")
+        # refuse before any work if a plot would be overwritten
+        if not args.overwrite:
+            clash = [out / f"{n}_{kind}.png" for n in names for kind in ("pulse_response", "volatile", "drift")]
+            clash = [str(p) for p in clash if p.exists()]
+            if clash:
+                raise SystemExit(f"error: {len(clash)} plot(s) already exist, e.g. {clash[0]}; pass --overwrite to replace them")
+        for name in names:
+            for path in plot_device(PRESETS[name](), out, overwrite=args.overwrite):
+                print(f"wrote {path}")
+    return 0
+
+
+def _parse_fixed(items: Sequence[str]) -> dict[str, float]:
+    fixed = {}
+    for item in items:
+        if "=" not in item:
+            raise SystemExit(f"error: --fix {item!r} must look like NAME=VALUE")
+        key, value = item.split("=", 1)
+        try:
+            fixed[key.strip()] = float(value)
+        except ValueError:
+            raise SystemExit(f"error: --fix {item!r}: {value!r} is not a number") from None
+    return fixed
+
+
+def _cmd_fit_device(args: argparse.Namespace) -> int:
+    from ..device_models.fitting import fit_device
+    from ..files import check_writable
+
+    out = Path(args.out)
+    plot = Path(args.plot) if args.plot else out.with_suffix(".png")
+    check_writable(out, args.overwrite)
+    check_writable(plot, args.overwrite)
+    fit = [s.strip() for s in args.fit.split(",") if s.strip()] if args.fit else None
+    result = fit_device(args.data, args.model, fit=fit, fixed=_parse_fixed(args.fix))
+    for name, value in result.values.items():
+        print(f"{name:>18s} = {value:.6g} +- {result.stderr[name]:.2g}")
+    print(f"{'rmse':>18s} = {result.rmse:.4g} S over {len(result.data)} points ({result.message})")
+    result.save_json(out, overwrite=args.overwrite)
+    result.plot(plot, overwrite=args.overwrite)
+    print(f"wrote {out} and {plot}")
+    return 0 if result.success else 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="memsnn", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("devices", help="table of device presets; --plot DIR writes characterisation PNGs")
+    p.add_argument("--plot", metavar="DIR", help="write pulse-response, relaxation and drift plots here")
+    p.add_argument("--preset", action="append", help="only this preset (repeatable)")
+    p.add_argument("--overwrite", action="store_true", help="replace existing plots")
+    p.set_defaults(func=_cmd_devices)
+
+    p = sub.add_parser("fit-device", help="fit a device model's pulse response to measured data (CSV)")
+    p.add_argument("data", help="CSV with columns pulse, polarity, conductance [, amplitude, width]")
+    p.add_argument("--model", default="srtio3", help="preset whose law is fitted (default srtio3)")
+    p.add_argument("--out", required=True, help="JSON file for the fitted parameters")
+    p.add_argument("--plot", help="PNG of data against fit (default: next to --out)")
+    p.add_argument("--fit", help="comma-separated parameters to fit (default: the preset's usual set)")
+    p.add_argument("--fix", action="append", default=[], metavar="NAME=VALUE", help="hold a parameter (repeatable)")
+    p.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    p.set_defaults(func=_cmd_fit_device)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except (ValueError, TypeError, FileExistsError, FileNotFoundError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
