@@ -32,10 +32,10 @@ parameter ``p`` becomes ``p * (1 + dtod * xi)`` per device, ``xi`` a standard no
 +-3; bounds spread in units of the nominal window ``g_max - g_min``.
 
 *Bounds and levels.* After a pulse the long-term conductance is clipped to the device's
-``[g_min_d, g_max_d]`` and, with ``n_levels``, rounded to the nearest of ``n_levels`` equally
-spaced levels of that window.
+``[g_min_d, g_max_d]`` (a device that drifted below ``g_min_d`` is not lifted back to it) and, with
+``n_levels``, rounded to the nearest of ``n_levels`` equally spaced levels of that window.
 
-*Volatile component.* Each pulse adds ``volatile_ratio`` times its non-volatile step to a volatile
+*Volatile component.* Each pulse adds ``volatile_ratio`` times its non-volatile change to a volatile
 conductance ``G_vol`` that relaxes as ``exp(-dt / tau)``, with the bias-dependent time constant
 ``tau = tau_volatile_d * exp(tau_bias_coeff * V_bias)`` (meta-plasticity).
 
@@ -67,9 +67,24 @@ import torch
 from .._random import as_generator
 from ..params import Params, param
 
-__all__ = ["DeviceParams", "DeviceState", "DeviceModel", "check_pulses"]
+__all__ = ["DeviceParams", "DeviceState", "DeviceModel", "check_pulses", "pick"]
 
 Tensor = torch.Tensor
+
+
+def pick(set_f: Tensor, when_set: Tensor | float, when_reset: Tensor | float) -> Tensor:
+    """Per-device choice between a SET and a RESET value; ``set_f`` is 1.0 (SET) or 0.0 (RESET).
+
+    A blend instead of ``torch.where``, which is an order of magnitude slower on CPU. Both values
+    must be finite (0 * inf is NaN).
+    """
+    like = set_f if set_f.is_floating_point() else None
+    dtype = like.dtype if like is not None else torch.float64
+    a = torch.as_tensor(when_reset, dtype=dtype, device=set_f.device)
+    b = torch.as_tensor(when_set, dtype=dtype, device=set_f.device)
+    if a.shape != b.shape:
+        a, b = torch.broadcast_tensors(a, b)
+    return torch.lerp(a, b, set_f.to(dtype))
 
 
 @dataclass(frozen=True)
@@ -399,35 +414,38 @@ class DeviceModel:
     # ------------------------------------------------------------------------------------------------
     # the pulse law (model specific)
     # ------------------------------------------------------------------------------------------------
-    def _respond(self, g: Tensor, dn: Tensor, set_mask: Tensor, amp: Tensor, dev: dict[str, Tensor]) -> Tensor:
+    def _respond(self, g: Tensor, dn: Tensor, set_f: Tensor, amp: Tensor, dev: dict[str, Tensor]) -> Tensor:
         """Noise-free long-term conductance after ``dn`` (>= 0, real) nominal pulses.
 
-        ``set_mask`` selects SET (True) or RESET (False) per device; ``amp`` is the pulse amplitude
-        magnitude in volts. The default goes through the pulse coordinate.
+        ``set_f`` is a float tensor, 1.0 for SET and 0.0 for RESET per device (select with
+        :func:`pick`); ``amp`` is the pulse amplitude magnitude in volts. The default goes through
+        the pulse coordinate.
         """
-        return self._uncoord(self._coord(g, set_mask, amp, dev) + dn, set_mask, amp, dev)
+        return self._uncoord(self._coord(g, set_f, amp, dev) + dn, set_f, amp, dev)
 
-    def _coord(self, g: Tensor, set_mask: Tensor, amp: Tensor, dev: dict[str, Tensor]) -> Tensor:
+    def _coord(self, g: Tensor, set_f: Tensor, amp: Tensor, dev: dict[str, Tensor]) -> Tensor:
         """Pulse coordinate of conductance ``g`` for the given polarity (one nominal pulse = +1)."""
         raise NotImplementedError
 
-    def _uncoord(self, n: Tensor, set_mask: Tensor, amp: Tensor, dev: dict[str, Tensor]) -> Tensor:
+    def _uncoord(self, n: Tensor, set_f: Tensor, amp: Tensor, dev: dict[str, Tensor]) -> Tensor:
         raise NotImplementedError
 
     def _reference_step(self, dev: dict[str, Tensor]) -> Tensor:
         """Reference step size in siemens, the unit of additive c2c and write noise (override)."""
         return (dev["g_max"] - dev["g_min"]) * 1e-3
 
-    def _amplitude_factor(self, amp: Tensor, set_mask: Tensor) -> Tensor:
+    def _amplitude_factor(self, amp: Tensor, set_f: Tensor) -> Tensor:
         """Nominal pulses per pulse of amplitude ``amp`` (0 at or below the threshold)."""
         p = self.params
         rel = ((amp - p.v_threshold) / (p.v_ref - p.v_threshold)).clamp(min=0.0)
         return rel if p.amp_exponent == 1.0 else rel**p.amp_exponent
 
     def _post_pulse_noise(
-        self, g1: Tensor, set_mask: Tensor, pulsed: Tensor, gen: torch.Generator | None, dev: dict[str, Tensor]
+        self, g1: Tensor, set_f: Tensor, pulsed_f: Tensor, gen: torch.Generator | None, dev: dict[str, Tensor]
     ) -> Tensor:
-        """Extra model-specific randomness of the pulse result (default: none)."""
+        """Extra model-specific randomness of the pulse result (default: none).
+
+        ``set_f`` / ``pulsed_f``: float masks (1.0 = SET / pulsed in this step)."""
         return g1
 
     def _on_programmed(
@@ -466,67 +484,116 @@ class DeviceModel:
             width: pulse width in seconds (float or tensor); ``None`` uses ``pulse_width``.
             generator: torch.Generator or seed for the c2c and write noise.
         """
-        p = self.params
         k = check_pulses(pulses, state.shape, state.device)
+        return self.apply_pulse_sequence(state, k.unsqueeze(0), amplitude=amplitude, width=width, generator=generator)
+
+    def apply_pulse_sequence(
+        self,
+        state: DeviceState,
+        counts: Tensor,
+        *,
+        amplitude: float | Tensor | None = None,
+        width: float | Tensor | None = None,
+        generator: torch.Generator | int | None = None,
+    ) -> DeviceState:
+        """Apply ``counts[0]``, ``counts[1]``, ... one after the other at the state's time.
+
+        Equivalent in distribution to calling :meth:`apply_pulses` once per step (each step sees
+        the state the previous one left, with fresh c2c noise), but the bookkeeping (counters,
+        energy, drift clocks, volatile part, write noise) is done once: nothing reads the array
+        between the steps. This is the fast path of B sequential rank-1 crossbar updates.
+
+        Args:
+            counts: integer tensor ``[B, *shape]`` of signed pulse counts (``+`` SET, ``-`` RESET).
+            amplitude, width, generator: as in :meth:`apply_pulses` (one value for all steps).
+        """
+        p = self.params
+        if not isinstance(counts, torch.Tensor) or counts.dim() != len(state.shape) + 1:
+            raise ValueError(
+                f"counts must be a tensor of shape [B, {', '.join(map(str, state.shape))}], "
+                f"got {tuple(counts.shape) if isinstance(counts, torch.Tensor) else type(counts).__name__}"
+            )
+        if counts.shape[1:] != state.shape:
+            raise ValueError(f"counts has shape {tuple(counts.shape)}, expected [B, {', '.join(map(str, state.shape))}]")
+        check_pulses(counts[:1], counts[:1].shape, counts.device)  # dtype check
+        if counts.device != state.device:
+            counts = counts.to(state.device)
         if amplitude is not None:
             _check_positive_amount("amplitude", amplitude, "volts")
         if width is not None:
             _check_positive_amount("width", width, "seconds")
         gen = as_generator(generator, state.device)
-        dtype = state.dtype
-        set_mask = k > 0
-        count = k.abs().to(dtype)
-        touched = (k != 0) & (state.stuck == 0)
+        dtype, device, dev = state.dtype, state.device, state.dev
 
-        if amplitude is None:
-            amp = torch.where(set_mask, torch.tensor(p.v_set, dtype=dtype, device=state.device),
-                              torch.tensor(p.v_reset, dtype=dtype, device=state.device))
-        else:
-            amp = torch.as_tensor(amplitude, dtype=dtype, device=state.device).broadcast_to(state.shape)
-        width_t = p.pulse_width if width is None else width
-        width_t = torch.as_tensor(width_t, dtype=dtype, device=state.device)
-        dev = state.dev
-        scale = torch.where(set_mask, dev["scale_set"], dev["scale_reset"])
-        strength = self._amplitude_factor(amp, set_mask) * (width_t / p.width_ref) * scale
+        def as_t(value):
+            return torch.as_tensor(value, dtype=dtype, device=device)
 
-        g0 = self.conductance_longterm(state)
-        dn = count * strength
-        if p.step_std > 0 and p.step_noise == "multiplicative":
-            xi = torch.randn(state.shape, generator=gen, device=state.device, dtype=dtype)
-            dn = dn + p.step_std * strength * count.sqrt() * xi
-        g1 = self._respond(g0, dn, set_mask, amp, dev)
-        if p.step_std > 0 and p.step_noise == "additive":
-            xi = torch.randn(state.shape, generator=gen, device=state.device, dtype=dtype)
-            g1 = g1 + p.step_std * strength * count.sqrt() * xi * self._reference_step(dev)
-        g1 = self._post_pulse_noise(g1, set_mask, k != 0, gen, dev)
-        step = g1 - g0
-        # bounds: a device that drifted below g_min is not lifted by a RESET pulse
-        lower = torch.where(set_mask, dev["g_min"], torch.minimum(dev["g_min"], g0))
-        g1 = torch.minimum(torch.maximum(g1, lower), dev["g_max"])
-        g1 = self._quantise(g1, dev)
+        amp_set = as_t(p.v_set if amplitude is None else amplitude)
+        amp_reset = as_t(p.v_reset if amplitude is None else amplitude)
+        width_f = as_t(p.pulse_width if width is None else width) / p.width_ref
+        same_amp = amplitude is not None or p.v_set == p.v_reset
+        one = torch.ones((), dtype=dtype, device=device)
+        s_set = self._amplitude_factor(amp_set, one) * width_f * dev["scale_set"]
+        s_reset = self._amplitude_factor(amp_reset, 0 * one) * width_f * dev["scale_reset"]
+        mult = p.step_std > 0 and p.step_noise == "multiplicative"
+        additive = p.step_std > 0 and p.step_noise == "additive"
+        noise_scale = p.step_std * self._reference_step(dev) if additive else None
+        free_f = (state.stuck == 0).to(dtype)
+        g_min, g_max = dev["g_min"], dev["g_max"]
 
-        g_new = torch.where(touched, g1, state.g)
+        # Hot loop: float masks and lerp instead of bool masks and torch.where (much faster on
+        # CPU); every op is elementwise over the array.
+        g_start = self.conductance_longterm(state)
+        g = g_start
+        touched_f = torch.zeros(state.shape, dtype=dtype, device=device)
+        n_set_f = torch.zeros(state.shape, dtype=dtype, device=device)
+        n_all_f = torch.zeros(state.shape, dtype=dtype, device=device)
+        for k in counts:
+            kf = k.to(dtype)
+            cnt = kf.abs()
+            set_f = kf.clamp(0.0, 1.0)  # 1.0 SET, 0.0 RESET (or no pulse)
+            s = torch.lerp(s_reset, s_set, set_f)
+            if mult:
+                xi = torch.randn(state.shape, generator=gen, device=device, dtype=dtype)
+                dn = s * (cnt + p.step_std * cnt.sqrt() * xi)
+            else:
+                dn = s * cnt
+            amp = amp_set if same_amp else torch.lerp(amp_reset, amp_set, set_f)
+            g1 = self._respond(g, dn, set_f, amp, dev)
+            pulsed_f = cnt.clamp(max=1.0)
+            if additive:
+                xi = torch.randn(state.shape, generator=gen, device=device, dtype=dtype)
+                g1 = g1 + noise_scale * s * cnt.sqrt() * xi
+            g1 = self._post_pulse_noise(g1, set_f, pulsed_f, gen, dev)
+            # bounds; a device that drifted below g_min is not lifted to g_min by a pulse
+            g1 = torch.minimum(torch.maximum(g1, torch.minimum(g_min, g)), g_max)
+            g1 = self._quantise(g1, dev)
+            active_f = pulsed_f * free_f
+            g = torch.lerp(g, g1, active_f)
+            touched_f = torch.maximum(touched_f, active_f)
+            n_set_f += cnt * set_f
+            n_all_f += cnt
+        touched = touched_f > 0
+
+        # bookkeeping once: every applied pulse counts, stuck devices included
+        n_set_add = n_set_f.round().to(torch.int64)  # exact: counts stay far below 2**24
+        n_reset_add = (n_all_f - n_set_f).round().to(torch.int64)
+        e_set = p.energy_set * (amp_set.double() / p.v_ref) ** 2 * width_f.double()
+        e_reset = p.energy_reset * (amp_reset.double() / p.v_ref) ** 2 * width_f.double()
+        energy = state.energy + n_set_add.double() * e_set + n_reset_add.double() * e_reset
+        g_new = torch.where(touched, g, state.g)
         t_prog = torch.where(touched, torch.full_like(state.t_prog, state.time), state.t_prog)
         g_vol = state.g_vol
-        if p.volatile_ratio > 0:
-            g_vol = torch.where(touched, g_vol + p.volatile_ratio * step, g_vol)
+        if p.volatile_ratio > 0:  # each pulse adds volatile_ratio times its non-volatile change
+            g_vol = torch.where(touched, g_vol + p.volatile_ratio * (g - g_start), g_vol)
         write_offset = state.write_offset
-        if p.write_noise_std > 0:
-            xi = torch.randn(state.shape, generator=gen, device=state.device, dtype=dtype)
-            fresh = p.write_noise_std * self._reference_step(dev) * xi
-            write_offset = torch.where(touched, fresh, write_offset)
-        nu = self._on_programmed(state, g1, touched, gen)
-
-        # accounting: every applied pulse counts, stuck devices included
-        e_unit = torch.where(set_mask, torch.tensor(p.energy_set, dtype=torch.float64, device=state.device),
-                             torch.tensor(p.energy_reset, dtype=torch.float64, device=state.device))
-        e_scale = (amp.double() / p.v_ref) ** 2 * (width_t.double() / p.width_ref)
-        energy = state.energy + k.abs().double() * e_unit * e_scale
-        n_set = state.n_set + k.clamp(min=0).long()
-        n_reset = state.n_reset + (-k).clamp(min=0).long()
+        if p.write_noise_std > 0:  # resampled when touched; only the last draw is ever seen
+            xi = torch.randn(state.shape, generator=gen, device=device, dtype=dtype)
+            write_offset = torch.where(touched, p.write_noise_std * self._reference_step(dev) * xi, write_offset)
+        nu = self._on_programmed(state, g, touched, gen)
         return state.replace(
             g=g_new, t_prog=t_prog, g_vol=g_vol, write_offset=write_offset, nu=nu,
-            energy=energy, n_set=n_set, n_reset=n_reset,
+            energy=energy, n_set=state.n_set + n_set_add, n_reset=state.n_reset + n_reset_add,
         )
 
     def advance(self, state: DeviceState, seconds: float) -> DeviceState:
@@ -674,14 +741,44 @@ class DeviceModel:
         dev = self.nominal_device_params(g.device, dtype) if dev is None else dev
         p = self.params
         amp_v = (p.v_set if polarity > 0 else p.v_reset) if amplitude is None else amplitude
-        set_mask = torch.full(g.shape, polarity > 0, device=g.device)
+        set_f = torch.full(g.shape, 1.0 if polarity > 0 else 0.0, device=g.device, dtype=dtype)
         amp = torch.full(g.shape, float(amp_v), device=g.device, dtype=dtype)
         w = p.pulse_width if width is None else width
         scale = dev["scale_set"] if polarity > 0 else dev["scale_reset"]
-        s = self._amplitude_factor(amp, set_mask) * (w / p.width_ref) * scale
-        g1 = self._respond(g, s * torch.ones_like(g), set_mask, amp, dev)
+        s = self._amplitude_factor(amp, set_f) * (w / p.width_ref) * scale
+        g1 = self._respond(g, s * torch.ones_like(g), set_f, amp, dev)
         g1 = torch.minimum(torch.maximum(g1, dev["g_min"]), dev["g_max"])
         return g1 - g
+
+    def pulses_needed(
+        self,
+        g_now: Tensor,
+        g_target: Tensor,
+        *,
+        amplitude: float | None = None,
+        width: float | None = None,
+    ) -> Tensor:
+        """Signed, real number of pulses the *mean* device needs to go from ``g_now`` to ``g_target``.
+
+        Positive: SET pulses; negative: RESET pulses (float64). This is what an open-loop or
+        write-verify controller can know: the nominal law, not each device's own parameters.
+        Both conductances are kept 0.1 % of the window inside the nominal bounds, since a soft bound
+        is only reached asymptotically.
+        """
+        p = self.params
+        dtype = torch.float64
+        g_now = torch.as_tensor(g_now).to(dtype)
+        g_target = torch.as_tensor(g_target).to(dtype=dtype, device=g_now.device)
+        eps = 1e-3 * p.window
+        now = g_now.clamp(p.g_min + eps, p.g_max - eps)
+        tgt = g_target.clamp(p.g_min + eps, p.g_max - eps)
+        set_f = (tgt > now).to(dtype)
+        dev = self.nominal_device_params(g_now.device, dtype)
+        amp = pick(set_f, p.v_set, p.v_reset) if amplitude is None else torch.full_like(now, float(amplitude))
+        w = p.pulse_width if width is None else width
+        s = self._amplitude_factor(amp, set_f) * (w / p.width_ref)
+        n = (self._coord(tgt, set_f, amp, dev) - self._coord(now, set_f, amp, dev)) / s.clamp(min=1e-12)
+        return n * (2.0 * set_f - 1.0)
 
     def pulse_response(
         self,

@@ -176,13 +176,13 @@ def predict_pulse_data(model: DeviceModel, data: pd.DataFrame) -> np.ndarray:
         if pol[i] == 0:
             pred[i:j + 1] = float(g)
         else:
-            set_mask = torch.full((n,), bool(pol[i] > 0))
+            set_f = torch.full((n,), 1.0 if pol[i] > 0 else 0.0, dtype=torch.float64)
             a = torch.full((n,), float(amp[i]), dtype=torch.float64)
             scale = dev["scale_set"] if pol[i] > 0 else dev["scale_reset"]
-            strength = model._amplitude_factor(a, set_mask) * (float(width[i]) / p.width_ref) * scale
+            strength = model._amplitude_factor(a, set_f) * (float(width[i]) / p.width_ref) * scale
             dn = torch.arange(1, n + 1, dtype=torch.float64) * strength
             lower = dev["g_min"] if pol[i] > 0 else torch.minimum(dev["g_min"], g)
-            seg = model._respond(g.expand(n), dn, set_mask, a, dev)
+            seg = model._respond(g.expand(n), dn, set_f, a, dev)
             seg = model._quantise(torch.minimum(torch.maximum(seg, lower), dev["g_max"]), dev)
             pred[i:j + 1] = seg.numpy()
             g = seg[-1]

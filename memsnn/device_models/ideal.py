@@ -18,7 +18,7 @@ from typing import Iterator
 import torch
 
 from ..params import param
-from .base import DeviceModel, DeviceParams
+from .base import DeviceModel, DeviceParams, pick
 
 __all__ = ["LinearParams", "LinearDevice"]
 
@@ -49,17 +49,17 @@ class LinearDevice(DeviceModel):
     preset = "ideal"
     source = "digital reference (linear, noise-free)"
 
-    def _respond(self, g: Tensor, dn: Tensor, set_mask: Tensor, amp: Tensor, dev: dict[str, Tensor]) -> Tensor:
-        step = self.params.step * dn
-        return torch.where(set_mask, g + step, g - step)
+    def _respond(self, g: Tensor, dn: Tensor, set_f: Tensor, amp: Tensor, dev: dict[str, Tensor]) -> Tensor:
+        sign = 2.0 * set_f - 1.0
+        return g + (self.params.step * dn) * sign
 
-    def _coord(self, g: Tensor, set_mask: Tensor, amp: Tensor, dev: dict[str, Tensor]) -> Tensor:
-        x = torch.where(set_mask, g - dev["g_min"], dev["g_max"] - g)
+    def _coord(self, g: Tensor, set_f: Tensor, amp: Tensor, dev: dict[str, Tensor]) -> Tensor:
+        x = pick(set_f, g - dev["g_min"], dev["g_max"] - g)
         return x / self.params.step
 
-    def _uncoord(self, n: Tensor, set_mask: Tensor, amp: Tensor, dev: dict[str, Tensor]) -> Tensor:
+    def _uncoord(self, n: Tensor, set_f: Tensor, amp: Tensor, dev: dict[str, Tensor]) -> Tensor:
         x = n * self.params.step
-        return torch.where(set_mask, dev["g_min"] + x, dev["g_max"] - x)
+        return pick(set_f, dev["g_min"] + x, dev["g_max"] - x)
 
     def _reference_step(self, dev: dict[str, Tensor]) -> Tensor:
         return torch.full_like(dev["g_min"], self.params.step)

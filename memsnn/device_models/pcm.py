@@ -39,7 +39,7 @@ from typing import Iterator
 import torch
 
 from ..params import param
-from .base import DeviceModel, DeviceParams, DeviceState, Sampler
+from .base import DeviceModel, DeviceParams, DeviceState, Sampler, pick
 
 __all__ = ["PCMParams", "PCMDevice"]
 
@@ -92,34 +92,51 @@ class PCMDevice(DeviceModel):
     preset = "pcm"
     source = "aihwkit PCMLikeNoiseModel (Nandakumar et al. 2019) and PCMPresetDevice (2020)"
 
-    def _respond(self, g: Tensor, dn: Tensor, set_mask: Tensor, amp: Tensor, dev: dict[str, Tensor]) -> Tensor:
+    def _respond(self, g: Tensor, dn: Tensor, set_f: Tensor, amp: Tensor, dev: dict[str, Tensor]) -> Tensor:
         keep = torch.log1p(torch.tensor(-self.params.alpha_set, dtype=torch.float64)).item()
         up = dev["g_max"] - (dev["g_max"] - g) * torch.exp(dn * keep)
-        reset = torch.where(dn > 0, dev["g_min"], g)  # abrupt: one effective pulse is enough
-        return torch.where(set_mask, up, reset)
+        reset = torch.lerp(g, dev["g_min"].expand_as(g), (dn > 0).to(g.dtype))  # abrupt: any effective pulse
+        return pick(set_f, up, reset)
 
-    def _coord(self, g: Tensor, set_mask: Tensor, amp: Tensor, dev: dict[str, Tensor]) -> Tensor:
-        if not bool(set_mask.all()):
+    def _coord(self, g: Tensor, set_f: Tensor, amp: Tensor, dev: dict[str, Tensor]) -> Tensor:
+        if not bool((set_f > 0.5).all()):
             raise ValueError("a PCM RESET is abrupt and has no pulse coordinate; count SET pulses from g_min")
         keep = torch.log1p(torch.tensor(-self.params.alpha_set, dtype=torch.float64)).item()
         window = dev["g_max"] - dev["g_min"]
         return torch.log(((dev["g_max"] - g) / window).clamp(min=1e-12)) / keep
 
-    def _uncoord(self, n: Tensor, set_mask: Tensor, amp: Tensor, dev: dict[str, Tensor]) -> Tensor:
+    def _uncoord(self, n: Tensor, set_f: Tensor, amp: Tensor, dev: dict[str, Tensor]) -> Tensor:
         keep = torch.log1p(torch.tensor(-self.params.alpha_set, dtype=torch.float64)).item()
         return dev["g_max"] - (dev["g_max"] - dev["g_min"]) * torch.exp(n * keep)
+
+    def pulses_needed(self, g_now, g_target, *, amplitude=None, width=None) -> Tensor:
+        """SET pulses up the soft-bound law; going down needs one abrupt RESET (-1), after which
+        the device climbs from ``g_min`` again."""
+        p = self.params
+        g_now = torch.as_tensor(g_now).to(torch.float64)
+        g_target = torch.as_tensor(g_target).to(dtype=torch.float64, device=g_now.device)
+        eps = 1e-3 * p.window
+        now = g_now.clamp(p.g_min + eps, p.g_max - eps)
+        tgt = g_target.clamp(p.g_min + eps, p.g_max - eps)
+        dev = self.nominal_device_params(g_now.device, torch.float64)
+        ones = torch.ones_like(now)
+        amp = ones * (p.v_set if amplitude is None else float(amplitude))
+        w = p.pulse_width if width is None else width
+        s = self._amplitude_factor(amp, ones) * (w / p.width_ref)
+        up = (self._coord(tgt, ones, amp, dev) - self._coord(now, ones, amp, dev)) / s.clamp(min=1e-12)
+        return torch.where(tgt >= now, up, -ones)
 
     def _reference_step(self, dev: dict[str, Tensor]) -> Tensor:
         g_mid = 0.5 * (dev["g_min"] + dev["g_max"])
         return self.params.alpha_set * (dev["g_max"] - g_mid)
 
-    def _post_pulse_noise(self, g1, set_mask, pulsed, gen, dev):
+    def _post_pulse_noise(self, g1, set_f, pulsed_f, gen, dev):
         p = self.params
         if p.reset_std == 0:
             return g1
         xi = torch.randn(g1.shape, generator=gen, device=g1.device, dtype=g1.dtype).abs()
         level = dev["g_min"] + p.reset_std * (dev["g_max"] - dev["g_min"]) * xi
-        return torch.where(pulsed & ~set_mask, level, g1)
+        return torch.lerp(g1, level, pulsed_f * (1.0 - set_f))
 
     # --- conductance-dependent drift and 1/f read noise (aihwkit PCMLikeNoiseModel) ---------------
     def drift_statistics(self, g: Tensor) -> tuple[Tensor, Tensor]:

@@ -34,7 +34,7 @@ from typing import Iterator
 import torch
 
 from ..params import param
-from .base import DeviceModel, DeviceParams
+from .base import DeviceModel, DeviceParams, pick
 
 __all__ = ["SoftBoundsParams", "SoftBoundsDevice"]
 
@@ -77,27 +77,27 @@ class SoftBoundsDevice(DeviceModel):
     preset = "rram"
     source = "aihwkit ReRamSBPresetDevice (Gong et al. 2018)"
 
-    def _log_keep(self, set_mask: Tensor, dtype: torch.dtype) -> Tensor:
+    def _log_keep(self, set_f: Tensor, dtype: torch.dtype) -> Tensor:
         """log(1 - alpha) per device for its polarity, in ``dtype``."""
         p = self.params
-        keep = torch.log1p(-torch.tensor([p.alpha_set, p.alpha_reset], dtype=torch.float64)).to(dtype=dtype, device=set_mask.device)
-        return torch.where(set_mask, keep[0], keep[1])
+        keep = torch.log1p(-torch.tensor([p.alpha_set, p.alpha_reset], dtype=torch.float64))
+        return pick(set_f.to(dtype), keep[0].item(), keep[1].item())
 
-    def _respond(self, g: Tensor, dn: Tensor, set_mask: Tensor, amp: Tensor, dev: dict[str, Tensor]) -> Tensor:
-        factor = torch.exp(dn * self._log_keep(set_mask, g.dtype))
-        up = dev["g_max"] - (dev["g_max"] - g) * factor
-        down = dev["g_min"] + (g - dev["g_min"]) * factor
-        return torch.where(set_mask, up, down)
+    def _respond(self, g: Tensor, dn: Tensor, set_f: Tensor, amp: Tensor, dev: dict[str, Tensor]) -> Tensor:
+        # the distance to the bound approached shrinks by (1 - alpha) per nominal pulse
+        factor = torch.exp(dn * self._log_keep(set_f, g.dtype))
+        bound = pick(set_f, dev["g_max"], dev["g_min"])
+        return bound + (g - bound) * factor
 
-    def _coord(self, g: Tensor, set_mask: Tensor, amp: Tensor, dev: dict[str, Tensor]) -> Tensor:
+    def _coord(self, g: Tensor, set_f: Tensor, amp: Tensor, dev: dict[str, Tensor]) -> Tensor:
         window = dev["g_max"] - dev["g_min"]
-        dist = torch.where(set_mask, dev["g_max"] - g, g - dev["g_min"]).clamp(min=1e-12 * window)
-        return torch.log(dist / window) / self._log_keep(set_mask, g.dtype)
+        dist = pick(set_f, dev["g_max"] - g, g - dev["g_min"])
+        return torch.log(torch.maximum(dist, 1e-12 * window) / window) / self._log_keep(set_f, g.dtype)
 
-    def _uncoord(self, n: Tensor, set_mask: Tensor, amp: Tensor, dev: dict[str, Tensor]) -> Tensor:
+    def _uncoord(self, n: Tensor, set_f: Tensor, amp: Tensor, dev: dict[str, Tensor]) -> Tensor:
         window = dev["g_max"] - dev["g_min"]
-        dist = window * torch.exp(n * self._log_keep(set_mask, n.dtype))
-        return torch.where(set_mask, dev["g_max"] - dist, dev["g_min"] + dist)
+        dist = window * torch.exp(n * self._log_keep(set_f, n.dtype))
+        return pick(set_f, dev["g_max"] - dist, dev["g_min"] + dist)
 
     def _reference_step(self, dev: dict[str, Tensor]) -> Tensor:
         # the step at the symmetry point, where SET and RESET steps are equal (aihwkit's dw_min)

@@ -53,7 +53,7 @@ from typing import Iterator
 import torch
 
 from ..params import param
-from .base import DeviceModel, DeviceParams, Sampler
+from .base import DeviceModel, DeviceParams, Sampler, pick
 
 __all__ = ["SrTiO3Params", "SrTiO3Device"]
 
@@ -133,43 +133,43 @@ class SrTiO3Device(DeviceModel):
         p = self.params
         return {"r0": p.r0 * one, "r1": p.r1 * one, "c_scale": one.clone()}
 
-    def _amplitude_factor(self, amp: Tensor, set_mask: Tensor) -> Tensor:
+    def _amplitude_factor(self, amp: Tensor, set_f: Tensor) -> Tensor:
         # the amplitude acts through c(V); here only the threshold and the RESET efficiency
         on = (amp > self.params.v_threshold).to(amp.dtype)
-        return torch.where(set_mask, on, on * self.params.reset_efficiency)
+        return on * pick(set_f.to(amp.dtype), 1.0, self.params.reset_efficiency)
 
     def _exponent(self, amp: Tensor, dev: dict[str, Tensor]) -> Tensor:
         return (self.params.c0 + self.params.c1 * amp) * dev["c_scale"]
 
-    def _mirror(self, g: Tensor, set_mask: Tensor, dev: dict[str, Tensor]) -> Tensor:
-        return torch.where(set_mask, g, dev["g_min"] + dev["g_max"] - g)
+    def _mirror(self, g: Tensor, set_f: Tensor, dev: dict[str, Tensor]) -> Tensor:
+        """``g`` for SET, ``g_min + g_max - g`` for RESET (the mirrored law)."""
+        return pick(set_f, g, dev["g_min"] + dev["g_max"] - g)
 
-    def _respond(self, g: Tensor, dn: Tensor, set_mask: Tensor, amp: Tensor, dev: dict[str, Tensor]) -> Tensor:
+    def _respond(self, g: Tensor, dn: Tensor, set_f: Tensor, amp: Tensor, dev: dict[str, Tensor]) -> Tensor:
         # R_new - R0 = (R - R0) * (1 + dn / n) ** c, written with log1p so that a huge n (small
         # amplitude) keeps its increment in float32.
         c = self._exponent(amp, dev)
         r0, r1 = dev["r0"], dev["r1"]
-        gm = self._mirror(g, set_mask, dev).clamp(min=1e-30)
+        gm = self._mirror(g, set_f, dev).clamp(min=1e-30)
         excess = (1.0 / gm - r0).clamp(min=1e-30)
         log_n = torch.log(excess / r1) / c
         ratio = (dn * torch.exp(-log_n)).clamp(min=-0.9)
         r_new = r0 + excess * torch.exp(c * torch.log1p(ratio))
-        return self._mirror(1.0 / r_new, set_mask, dev)
+        return self._mirror(1.0 / r_new, set_f, dev)
 
-    def _coord(self, g: Tensor, set_mask: Tensor, amp: Tensor, dev: dict[str, Tensor]) -> Tensor:
+    def _coord(self, g: Tensor, set_f: Tensor, amp: Tensor, dev: dict[str, Tensor]) -> Tensor:
         c = self._exponent(amp, dev)
-        gm = self._mirror(g, set_mask, dev).clamp(min=1e-30)
+        gm = self._mirror(g, set_f, dev).clamp(min=1e-30)
         excess = (1.0 / gm - dev["r0"]).clamp(min=1e-30)
         return torch.exp(torch.log(excess / dev["r1"]) / c)
 
-    def _uncoord(self, n: Tensor, set_mask: Tensor, amp: Tensor, dev: dict[str, Tensor]) -> Tensor:
+    def _uncoord(self, n: Tensor, set_f: Tensor, amp: Tensor, dev: dict[str, Tensor]) -> Tensor:
         c = self._exponent(amp, dev)
         r = dev["r0"] + dev["r1"] * n.clamp(min=1e-30) ** c
-        return self._mirror(1.0 / r, set_mask, dev)
+        return self._mirror(1.0 / r, set_f, dev)
 
     def _reference_step(self, dev: dict[str, Tensor]) -> Tensor:
         # nominal SET step at the middle of each device's window
         g_mid = 0.5 * (dev["g_min"] + dev["g_max"])
         amp = torch.full_like(g_mid, self.params.v_set)
-        set_mask = torch.ones_like(g_mid, dtype=torch.bool)
-        return self._respond(g_mid, torch.ones_like(g_mid), set_mask, amp, dev) - g_mid
+        return self._respond(g_mid, torch.ones_like(g_mid), torch.ones_like(g_mid), amp, dev) - g_mid

@@ -77,6 +77,27 @@ def _cmd_fit_device(args: argparse.Namespace) -> int:
     return 0 if result.success else 1
 
 
+def _cmd_export_maps(args: argparse.Namespace) -> int:
+    from ..crossbar.maps import export_maps  # noqa: F401  (fail early if missing)
+    from ..crossbar.storage import load_crossbars
+
+    formats = tuple(s.strip() for s in args.format.split(",") if s.strip())
+    allowed = ("csv", "npz", "png")
+    bad = [f for f in formats if f not in allowed]
+    if bad or not formats:
+        raise ValueError(f"--format {args.format!r}: each format must be one of {', '.join(allowed)}")
+    layers = load_crossbars(args.source)
+    out = Path(args.out)
+    written = []
+    for name, xbar in layers.items():
+        at = None if args.at is None else xbar.time + args.at
+        written += xbar.export_maps(out, formats=formats, name=name.replace("/", "_"), overwrite=args.overwrite, at=at)
+    for path in written:
+        print(f"wrote {path}")
+    print(f"{len(layers)} crossbar(s), {len(written)} file(s)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="memsnn", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -96,6 +117,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fix", action="append", default=[], metavar="NAME=VALUE", help="hold a parameter (repeatable)")
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
     p.set_defaults(func=_cmd_fit_device)
+
+    p = sub.add_parser("export-maps", help="write G+, G- and weight maps (CSV, NPZ, PNG) of saved crossbars")
+    p.add_argument("source", help="a saved crossbar (.pt), a multi-layer file, or a run directory")
+    p.add_argument("--out", required=True, help="directory for the maps")
+    p.add_argument("--format", default="csv,npz,png", help="comma-separated subset of csv,npz,png (default: all)")
+    p.add_argument("--at", type=float, help="export the conductances this many seconds after the saved time (drift)")
+    p.add_argument("--overwrite", action="store_true", help="replace existing files")
+    p.set_defaults(func=_cmd_export_maps)
     return parser
 
 

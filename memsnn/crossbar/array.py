@@ -1,0 +1,577 @@
+"""A crossbar layer: a weight matrix on device pairs, split over tiles, read through the periphery.
+
+:class:`Crossbar` holds a ``[in_features, out_features]`` weight matrix (``[rows = inputs, cols =
+outputs]``) on two device arrays - ``plus`` and ``minus`` of a differential pair, or one array plus
+a reference column per tile (see :mod:`memsnn.crossbar.mapping`). The matrix is split into tiles of
+``tile_rows x tile_cols``; each tile has its own DAC / ADC, and the partial sums of the row tiles
+are added digitally after each tile's ADC, so the tiled array behaves like one layer.
+
+VMM, per row tile ``t`` (:mod:`memsnn.crossbar.periphery` for the stages)::
+
+    V_t = DAC(x_t) * v_read / x_max
+    I_t = V_t @ (G_plus_t - G_minus_t)              (or an IR-drop solve, see below)
+        + sqrt((V_t**2) @ (s_plus**2 + s_minus**2)) * xi      read noise, output-referred
+    y   = sum_t ADC(I_t + output noise) * (x_max / v_read) * scale / window_norm
+
+Read noise: each device read is ``G * (1 + r * xi)`` with independent ``xi`` per device and per
+input vector; summed over a column this is exactly a Gaussian of variance
+``sum_i V_i**2 G_i**2 r_i**2``, which is what is sampled (``s = G * r``) - exact in distribution and
+far cheaper than drawing a noisy copy of the array for every input. With IR drop the wire solve
+uses the noise-free conductances and the same output-referred read noise is added (a second-order
+approximation).
+
+IR drop (``ir_drop`` in :class:`CrossbarParams`): ``"none"``, ``"approx"`` (vectorised fixed-point
+iterations, :func:`memsnn.crossbar.irdrop.ir_drop_approx`) or ``"exact"`` (nodal solve with scipy
+sparse, :func:`memsnn.crossbar.irdrop.solve_ir_drop_exact`). The physical tile interleaves the
+plus and minus columns (``[+0, -0, +1, -1, ...]``, sharing row wires); a reference column sits
+after the tile's last column. ``r_wire`` is the resistance of one wire segment between cells.
+
+Time: :meth:`Crossbar.advance` lets volatile parts relax and drift run; reads at any later time see
+the drifted conductances; programming a device resets its drift clock.
+
+Counters: pulses per device (:meth:`Crossbar.pulse_counts`), programming energy
+(:attr:`Crossbar.energy`, J), and read operations (:attr:`Crossbar.reads`: one per input vector of
+a VMM and one per verify read of the whole array).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+import torch
+from torch import nn
+
+from .._random import as_generator
+from ..device_models import DeviceModel, DeviceState, make_device
+from ..device_models.storage import device_payload, devices_from_payload
+from ..files import atomic_path
+from ..params import Params, param
+from .mapping import MAPPINGS, conductances_to_weights, from_linear_weight, to_linear_weight, weights_to_conductances
+from .periphery import PeripheryParams, adc, dac
+from .schedule import DensePhase, OuterPhase, PulseSchedule
+
+__all__ = ["CrossbarParams", "Crossbar", "ScheduleResult"]
+
+Tensor = torch.Tensor
+
+
+@dataclass(frozen=True)
+class CrossbarParams(Params):
+    """Array-level settings (SI units)."""
+
+    _owner = "crossbar"
+
+    mapping: str = param("differential", check=None, choices=MAPPINGS, doc="weight mapping: device pair or single device + reference column")
+    tile_rows: int = param(256, unit="1", check="int>=1", doc="rows (inputs) per tile")
+    tile_cols: int = param(256, unit="1", check="int>=1", doc="columns (outputs) per tile")
+    ir_drop: str = param("none", check=None, choices=("none", "approx", "exact"), doc="IR-drop model")
+    r_wire: float = param(1.0, unit="ohm", check=">=0", doc="wire resistance per segment (rows and columns), used when ir_drop != 'none'")
+    array_type: str = param("1T1R", check=None, choices=("1T1R", "0T1R"), doc="access device per cell, or passive (sneak paths)")
+    r_access: float = param(0.0, unit="ohm", check=">=0", doc="access transistor on-resistance (1T1R)")
+    ir_iterations: int = param(3, unit="1", check="int>=1", doc="iterations of the approximate IR-drop solver")
+    half_select: bool = param(False, check=None, choices=(True, False), doc="apply V/2 disturb pulses to half-selected devices in outer-product phases")
+
+
+@dataclass
+class ScheduleResult:
+    """What applying a schedule cost."""
+
+    pulses: int  # full-amplitude pulses applied (SET + RESET, both arrays)
+    half_select_pulses: int  # V/2 disturb pulses applied
+    energy_J: float
+    hardware_phases: int
+
+
+class Crossbar:
+    """A weight matrix on memristor crossbar tiles; see the module docstring.
+
+    Args:
+        in_features, out_features: matrix shape ``[rows = inputs, cols = outputs]``.
+        model: device preset name or a :class:`~memsnn.device_models.DeviceModel`.
+        params: :class:`CrossbarParams` (mapping, tiling, IR drop, half-select).
+        periphery: :class:`~memsnn.crossbar.periphery.PeripheryParams` (default: ideal).
+        scale: weight that the full conductance window represents (``|w| <= scale``).
+        device: torch device; dtype: float dtype of conductances.
+        seed: seeds the crossbar's generator (device spread, noise, stochastic trains).
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        model: str | DeviceModel = "srtio3",
+        *,
+        params: CrossbarParams | None = None,
+        periphery: PeripheryParams | None = None,
+        scale: float = 1.0,
+        device: torch.device | str = "cpu",
+        dtype: torch.dtype = torch.float32,
+        seed: int = 0,
+    ):
+        for name, v in (("in_features", in_features), ("out_features", out_features)):
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ValueError(f"{name}={v!r} must be an integer >= 1")
+        if not (isinstance(scale, (int, float)) and math.isfinite(scale) and scale > 0):
+            raise ValueError(f"scale={scale!r} must be a finite number > 0 (the weight of a full window)")
+        self.model = make_device(model) if isinstance(model, str) else model
+        self.params = params or CrossbarParams()
+        self.periphery = periphery or PeripheryParams()
+        self.in_features, self.out_features = in_features, out_features
+        self.scale = float(scale)
+        self.device = torch.device(device)
+        self.generator = torch.Generator(device=self.device)
+        self.generator.manual_seed(seed)
+        self.seed = seed
+        self.reads = 0
+        self.bias: Tensor | None = None  # digital bias, kept for nn.Linear round trips
+        self._cache: dict[str, Any] | None = None
+        shape = (in_features, out_features)
+        self.plus = self.model.init_state(shape, device=self.device, dtype=dtype, generator=self.generator)
+        if self.params.mapping == "differential":
+            self.minus = self.model.init_state(shape, device=self.device, dtype=dtype, generator=self.generator)
+        else:  # one reference column per column tile, programmed to the window's middle
+            ref = self.model.init_state((in_features, self.n_tiles[1]), device=self.device, dtype=dtype, generator=self.generator)
+            p = self.model.params
+            self.minus = self.model.program(ref, torch.full(ref.shape, (p.g_min + p.g_max) / 2, dtype=dtype, device=self.device), generator=self.generator)
+
+    # ------------------------------------------------------------------------------------------------
+    # geometry
+    # ------------------------------------------------------------------------------------------------
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.in_features, self.out_features
+
+    @property
+    def n_tiles(self) -> tuple[int, int]:
+        p = self.params
+        return math.ceil(self.in_features / p.tile_rows), math.ceil(self.out_features / p.tile_cols)
+
+    def tiles(self) -> Iterator[tuple[tuple[int, int], slice, slice]]:
+        """``((tile_row, tile_col), row_slice, col_slice)`` for every tile."""
+        p = self.params
+        for r in range(self.n_tiles[0]):
+            for c in range(self.n_tiles[1]):
+                yield (r, c), slice(r * p.tile_rows, min((r + 1) * p.tile_rows, self.in_features)), \
+                    slice(c * p.tile_cols, min((c + 1) * p.tile_cols, self.out_features))
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.plus.dtype
+
+    @property
+    def time(self) -> float:
+        """The array's clock (s)."""
+        return self.plus.time
+
+    @property
+    def i_unit(self) -> float:
+        """Current of one full-window device at full-scale input (A): the ADC's unit."""
+        return self.periphery.v_read * self.model.params.window
+
+    @property
+    def _w_norm(self) -> float:
+        window = self.model.params.window
+        return window if self.params.mapping == "differential" else window / 2
+
+    # ------------------------------------------------------------------------------------------------
+    # conductances and weights
+    # ------------------------------------------------------------------------------------------------
+    def _expand_ref(self, g_ref: Tensor) -> Tensor:
+        """Reference conductance ``[in, n_col_tiles]`` -> per weight ``[in, out]``."""
+        return g_ref.repeat_interleave(self.params.tile_cols, dim=1)[:, : self.out_features]
+
+    def conductances(self, at: float | None = None) -> tuple[Tensor, Tensor]:
+        """Noise-free ``(G_plus, G_minus)`` ``[in, out]`` in siemens at time ``at`` (default: now).
+
+        With the reference mapping ``G_minus`` is each weight's reference conductance.
+        """
+        gp = self.model.conductance(self.plus, at)
+        gm = self.model.conductance(self.minus, at)
+        if self.params.mapping == "reference":
+            gm = self._expand_ref(gm)
+        return gp, gm
+
+    def weights(self, at: float | None = None) -> Tensor:
+        """Effective weights ``[in, out]`` the array holds at time ``at`` (noise-free)."""
+        gp, gm = self.conductances(at)
+        p = self.model.params
+        return conductances_to_weights(gp, gm, scale=self.scale, g_min=p.g_min, g_max=p.g_max, mapping=self.params.mapping)
+
+    def target_conductances(self, w: Tensor) -> tuple[Tensor, Tensor | None]:
+        """Conductance targets for weights ``w`` ``[in, out]`` under this crossbar's mapping."""
+        w = self._check_matrix("w", w)
+        p = self.model.params
+        return weights_to_conductances(w, scale=self.scale, g_min=p.g_min, g_max=p.g_max, mapping=self.params.mapping)
+
+    def _check_matrix(self, name: str, w: Any) -> Tensor:
+        if not isinstance(w, torch.Tensor):
+            raise TypeError(f"{name} must be a torch.Tensor of shape {self.shape}, got {type(w).__name__}")
+        if tuple(w.shape) != self.shape:
+            raise ValueError(f"{name} has shape {tuple(w.shape)}, expected {self.shape} = [in_features, out_features]")
+        if not w.dtype.is_floating_point:
+            raise TypeError(f"{name} must be a floating tensor, got {w.dtype}")
+        if not torch.isfinite(w).all():
+            raise ValueError(f"{name} contains {int((~torch.isfinite(w)).sum())} NaN or infinite values")
+        return w.to(device=self.device, dtype=self.dtype)
+
+    def _touch(self) -> None:
+        self._cache = None
+
+    def _cached(self) -> dict[str, Any]:
+        """Tile-shaped tensors for the VMM at the current time (rebuilt after any change)."""
+        if self._cache is not None:
+            return self._cache
+        p = self.params
+        n_rt, n_ct = self.n_tiles
+        rows_pad = n_rt * p.tile_rows - self.in_features
+        gp, gm = self.conductances()
+        cache: dict[str, Any] = {"gp": gp, "gm": gm}
+        gdiff = torch.nn.functional.pad(gp - gm, (0, 0, 0, rows_pad))
+        cache["gdiff"] = gdiff.view(n_rt, p.tile_rows, self.out_features)
+        # output-referred read noise: per-device std s = G * r
+        sp = self._read_std(self.plus, gp)
+        sm = self._read_std(self.minus, gm if p.mapping == "differential" else self.model.conductance(self.minus))
+        if sp is not None or sm is not None:
+            var = torch.zeros_like(gp)
+            if sp is not None:
+                var = var + sp**2
+            if sm is not None:
+                var = var + (self._expand_ref(sm) if p.mapping == "reference" else sm) ** 2
+            var = torch.nn.functional.pad(var, (0, 0, 0, rows_pad))
+            cache["var"] = var.view(n_rt, p.tile_rows, self.out_features)
+        self._cache = cache
+        return cache
+
+    def _read_std(self, state: DeviceState, g: Tensor) -> Tensor | None:
+        elapsed = (state.time - state.t_prog).clamp(min=0.0)
+        rel = self.model._read_noise_rel(state, g, elapsed)
+        if isinstance(rel, float):
+            return None if rel == 0.0 else g * rel
+        return g * rel
+
+    # ------------------------------------------------------------------------------------------------
+    # VMM
+    # ------------------------------------------------------------------------------------------------
+    def vmm(self, x: Tensor) -> Tensor:
+        """Outputs ``[B, out]`` for inputs ``x`` ``[B, in]`` (or ``[in]``) through devices and periphery."""
+        squeeze = isinstance(x, torch.Tensor) and x.dim() == 1
+        x = self._check_input(x)
+        p, per = self.params, self.periphery
+        cache = self._cached()
+        n_rt = self.n_tiles[0]
+        B = x.shape[0]
+        v = dac(x, per)
+        v = torch.nn.functional.pad(v, (0, n_rt * p.tile_rows - self.in_features))
+        v_t = v.view(B, n_rt, p.tile_rows).transpose(0, 1)  # [n_rt, B, tile_rows]
+        if p.ir_drop == "none":
+            i = torch.bmm(v_t, cache["gdiff"])  # [n_rt, B, out]
+        else:
+            i = self._ir_currents(v_t)
+        if "var" in cache:
+            std = torch.bmm(v_t * v_t, cache["var"]).clamp(min=0.0).sqrt()
+            i = i + std * torch.randn(i.shape, generator=self.generator, device=self.device, dtype=i.dtype)
+        i = adc(i, per, self.i_unit, self.generator)
+        y = i.sum(0) * (per.x_max / per.v_read) * (self.scale / self._w_norm)
+        self.reads += B
+        return y.squeeze(0) if squeeze else y
+
+    __call__ = vmm
+
+    def _check_input(self, x: Any) -> Tensor:
+        if not isinstance(x, torch.Tensor):
+            raise TypeError(f"inputs must be a torch.Tensor [batch, {self.in_features}], got {type(x).__name__}")
+        if x.dim() == 1:
+            x = x.unsqueeze(0)
+        if x.dim() != 2 or x.shape[1] != self.in_features:
+            raise ValueError(f"inputs have shape {tuple(x.shape)}, expected [batch, {self.in_features}]")
+        if not x.dtype.is_floating_point:
+            x = x.to(self.dtype)
+        if not torch.isfinite(x).all():
+            raise ValueError(f"inputs contain {int((~torch.isfinite(x)).sum())} NaN or infinite values")
+        return x.to(device=self.device, dtype=self.dtype)
+
+    def _physical_tiles(self) -> Tensor:
+        """Noise-free conductances as physical tiles ``[n_rt, n_ct, tile_rows, phys_cols]``.
+
+        Differential: plus/minus columns interleaved; reference: reference column last. Padding
+        cells (beyond the matrix) have zero conductance.
+        """
+        p = self.params
+        n_rt, n_ct = self.n_tiles
+        tr, tc = p.tile_rows, p.tile_cols
+        pad = (0, n_ct * tc - self.out_features, 0, n_rt * tr - self.in_features)
+        gp = torch.nn.functional.pad(self.model.conductance(self.plus), pad)
+        gp = gp.view(n_rt, tr, n_ct, tc).permute(0, 2, 1, 3)
+        if p.mapping == "differential":
+            gm = torch.nn.functional.pad(self.model.conductance(self.minus), pad)
+            gm = gm.view(n_rt, tr, n_ct, tc).permute(0, 2, 1, 3)
+            return torch.stack((gp, gm), dim=-1).reshape(n_rt, n_ct, tr, 2 * tc)
+        ref = torch.nn.functional.pad(self.model.conductance(self.minus), (0, 0, 0, n_rt * tr - self.in_features))
+        ref = ref.view(n_rt, tr, n_ct).permute(0, 2, 1).unsqueeze(-1)
+        return torch.cat((gp, ref), dim=-1)
+
+    def _ir_currents(self, v_t: Tensor) -> Tensor:
+        """Differential column currents ``[n_rt, B, out]`` with IR drop, for row voltages ``v_t``."""
+        from . import irdrop
+
+        p = self.params
+        n_rt, n_ct = self.n_tiles
+        tc = p.tile_cols
+        phys = self._physical_tiles()  # [n_rt, n_ct, tr, P]
+        kw = dict(r_row=p.r_wire, r_col=p.r_wire, r_access=p.r_access)
+        if p.ir_drop == "approx":
+            out = irdrop.ir_drop_approx(phys, v_t.unsqueeze(1).expand(n_rt, n_ct, *v_t.shape[1:]), iterations=p.ir_iterations, **kw)
+        else:
+            out = torch.stack([
+                torch.stack([
+                    irdrop.solve_ir_drop_exact(phys[r, c], v_t[r], array_type=p.array_type, **kw)
+                    for c in range(n_ct)
+                ]) for r in range(n_rt)
+            ])
+        # out: [n_rt, n_ct, B, P] -> differential currents [n_rt, B, n_ct * tc]
+        if p.mapping == "differential":
+            diff = out[..., 0::2] - out[..., 1::2]
+        else:
+            diff = out[..., :tc] - out[..., tc:tc + 1]
+        B = v_t.shape[1]
+        return diff.permute(0, 2, 1, 3).reshape(n_rt, B, n_ct * tc)[:, :, : self.out_features]
+
+    # ------------------------------------------------------------------------------------------------
+    # programming and schedules
+    # ------------------------------------------------------------------------------------------------
+    def program(self, w: Tensor, method: str = "write_verify", **kwargs: Any):
+        """Program weights ``w`` ``[in, out]``; see :mod:`memsnn.crossbar.programming`.
+
+        ``method``: ``"write_verify"`` (default), ``"open_loop"`` or ``"direct"``. Returns a
+        :class:`~memsnn.crossbar.programming.ProgramReport`.
+        """
+        from .programming import program_weights
+
+        return program_weights(self, w, method=method, **kwargs)
+
+    def _arrays(self) -> list[tuple[str, DeviceState]]:
+        if self.params.mapping == "differential":
+            return [("plus", self.plus), ("minus", self.minus)]
+        return [("plus", self.plus)]
+
+    def _set_array(self, name: str, state: DeviceState) -> None:
+        setattr(self, name, state)
+        self._touch()
+
+    def apply_pulses(
+        self,
+        plus: Tensor | None = None,
+        minus: Tensor | None = None,
+        *,
+        amplitude: float | None = None,
+        width: float | None = None,
+    ) -> ScheduleResult:
+        """Apply dense signed pulse counts ``[in, out]`` to the arrays (a one-phase schedule)."""
+        if plus is None and minus is None:
+            raise ValueError("give pulse counts for plus and/or minus")
+        if plus is None:
+            plus = torch.zeros_like(minus)
+        return self.apply_schedule(PulseSchedule([DensePhase(plus, minus, amplitude, width)]))
+
+    def apply_schedule(self, schedule: PulseSchedule | OuterPhase | DensePhase, *, half_select: bool | None = None) -> ScheduleResult:
+        """Apply every phase of ``schedule`` through the device model; returns its cost.
+
+        ``half_select`` overrides ``params.half_select`` (V/2 disturb in outer-product phases).
+        """
+        if isinstance(schedule, (OuterPhase, DensePhase)):
+            schedule = PulseSchedule([schedule])
+        disturb = self.params.half_select if half_select is None else half_select
+        for i, ph in enumerate(schedule):  # validate everything before any pulse
+            if tuple(ph.shape) != self.shape:
+                raise ValueError(f"phase {i} has shape {tuple(ph.shape)}, expected {self.shape}")
+            minus = ph.cols_minus if isinstance(ph, OuterPhase) else ph.minus
+            if self.params.mapping == "reference" and minus is not None and bool((minus != 0).any()):
+                raise ValueError(f"phase {i} programs a minus array, but this crossbar maps weights on one device per weight (mapping='reference')")
+            if disturb and isinstance(ph, OuterPhase) and ph.single_polarity() is None:
+                raise ValueError(
+                    f"phase {i} mixes SET and RESET coincidences; half-select disturb needs single-polarity "
+                    "outer phases (split the update by polarity)"
+                )
+        pulses0, energy0 = self.total_pulses, self.energy
+        half_total = 0
+        for ph in schedule:
+            if isinstance(ph, DensePhase):
+                for name, counts in (("plus", ph.plus), ("minus", ph.minus)):
+                    if counts is None:
+                        continue
+                    state = getattr(self, name)
+                    self._set_array(name, self.model.apply_pulses(state, counts.to(self.device), amplitude=ph.amplitude, width=ph.width, generator=self.generator))
+                continue
+            half_total += self._apply_outer(ph, disturb)
+        self._touch()
+        full = self.total_pulses - pulses0 - half_total
+        return ScheduleResult(full, half_total, self.energy - energy0, schedule.hardware_phases())
+
+    def _apply_outer(self, ph: OuterPhase, disturb: bool) -> int:
+        half_total = 0
+        chunk = max(1, int(2**25 // max(1, self.in_features * self.out_features)))
+        pol = ph.single_polarity() if disturb else None
+        for name, state in self._arrays():
+            if name == "minus" and ph.cols_minus is None:
+                continue
+            for start in range(0, ph.batch, chunk):
+                sub = OuterPhase(
+                    _rows(ph.rows)[start:start + chunk], _rows(ph.cols_plus)[start:start + chunk],
+                    None if ph.cols_minus is None else _rows(ph.cols_minus)[start:start + chunk],
+                    ph.amplitude, ph.width, ph.train, ph.length,
+                )
+                counts, half = sub.coincidences(name, self.generator)
+                if not disturb:
+                    state = self.model.apply_pulse_sequence(state, counts, amplitude=ph.amplitude, width=ph.width, generator=self.generator)
+                    continue
+                p = self.model.params
+                full_amp = ph.amplitude if ph.amplitude is not None else (p.v_set if pol > 0 else p.v_reset)
+                for b in range(counts.shape[0]):
+                    state = self.model.apply_pulses(state, counts[b], amplitude=full_amp, width=ph.width, generator=self.generator)
+                    h = half[b].to(torch.int32) * pol
+                    state = self.model.apply_pulses(state, h, amplitude=full_amp / 2, width=ph.width, generator=self.generator)
+                    half_total += int(half[b].sum())
+            self._set_array(name, state)
+        return half_total
+
+    # ------------------------------------------------------------------------------------------------
+    # time and counters
+    # ------------------------------------------------------------------------------------------------
+    def advance(self, seconds: float) -> "Crossbar":
+        """Let ``seconds`` pass for every device (volatile relaxation, drift)."""
+        self.plus = self.model.advance(self.plus, seconds)
+        self.minus = self.model.advance(self.minus, seconds)
+        self._touch()
+        return self
+
+    def pulse_counts(self) -> dict[str, Tensor]:
+        """Pulses applied per device (SET + RESET), per array: ``{"plus": [in, out], "minus": ...}``."""
+        return {name: s.n_set + s.n_reset for name, s in (("plus", self.plus), ("minus", self.minus))}
+
+    @property
+    def total_pulses(self) -> int:
+        return DeviceModel.total_pulses(self.plus) + DeviceModel.total_pulses(self.minus)
+
+    @property
+    def energy(self) -> float:
+        """Programming energy spent so far (J)."""
+        return DeviceModel.total_energy(self.plus) + DeviceModel.total_energy(self.minus)
+
+    def counters(self) -> dict[str, float]:
+        return {"pulses": self.total_pulses, "energy_J": self.energy, "reads": self.reads, "time_s": self.time}
+
+    # ------------------------------------------------------------------------------------------------
+    # conversion, export, persistence
+    # ------------------------------------------------------------------------------------------------
+    @classmethod
+    def from_linear(cls, linear: nn.Linear, model: str | DeviceModel = "srtio3", *, method: str = "write_verify",
+                    scale: float | None = None, **kwargs: Any) -> tuple["Crossbar", Any]:
+        """A crossbar programmed with ``linear.weight`` (transposed to ``[in, out]``).
+
+        ``scale`` defaults to ``max |weight|``. The bias stays digital: it is kept on the crossbar
+        as ``bias`` and returned by :meth:`to_linear`. Returns ``(crossbar, program_report)``.
+        """
+        w = from_linear_weight(linear.weight)
+        if scale is None:
+            scale = float(w.abs().max()) or 1.0
+        program_kwargs = {k: kwargs.pop(k) for k in list(kwargs) if k in ("tol", "max_iter", "k_max", "gain")}
+        xbar = cls(linear.in_features, linear.out_features, model, scale=scale, **kwargs)
+        report = xbar.program(w.to(xbar.dtype), method=method, **program_kwargs)
+        xbar.bias = None if linear.bias is None else linear.bias.detach().clone()
+        return xbar, report
+
+    def to_linear(self) -> nn.Linear:
+        """An ``nn.Linear`` whose weight is the crossbar's current effective weight (noise-free)."""
+        bias = getattr(self, "bias", None)
+        lin = nn.Linear(self.in_features, self.out_features, bias=bias is not None)
+        with torch.no_grad():
+            lin.weight.copy_(to_linear_weight(self.weights()).to(lin.weight.dtype))
+            if bias is not None:
+                lin.bias.copy_(bias)
+        return lin
+
+    def export_maps(self, directory: str | os.PathLike, *, formats=("csv", "npz", "png"), name: str = "layer",
+                    overwrite: bool = False, at: float | None = None) -> list[Path]:
+        """Write G_plus, G_minus and the effective weight of every tile (see :mod:`.maps`)."""
+        from .maps import export_maps
+
+        gp, gm = self.conductances(at)
+        meta = {"preset": self.model.preset, "mapping": self.params.mapping, "time_s": self.time if at is None else float(at),
+                "scale": self.scale, "g_min_S": self.model.params.g_min, "g_max_S": self.model.params.g_max}
+        return export_maps(
+            directory, g_plus=gp, g_minus=gm if self.params.mapping == "differential" else None,
+            weight=self.weights(at), tile_size=(self.params.tile_rows, self.params.tile_cols),
+            formats=formats, name=name, meta=meta, overwrite=overwrite,
+        )
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to restore this crossbar exactly (plain tensors and numbers)."""
+        return {
+            "format": "memsnn.crossbar",
+            "version": 1,
+            "shape": list(self.shape),
+            "params": self.params.to_dict(),
+            "periphery": self.periphery.to_dict(),
+            "scale": self.scale,
+            "seed": self.seed,
+            "reads": self.reads,
+            "dtype": str(self.dtype).replace("torch.", ""),
+            "plus": device_payload(self.model, self.plus),
+            "minus": device_payload(self.model, self.minus),
+            "generator": self.generator.get_state(),
+            "bias": getattr(self, "bias", None),
+        }
+
+    @classmethod
+    def from_state_dict(cls, data: dict[str, Any], device: torch.device | str = "cpu") -> "Crossbar":
+        if data.get("format") != "memsnn.crossbar":
+            raise ValueError(f"not a memsnn crossbar file: format={data.get('format')!r}")
+        if data.get("version") != 1:
+            raise ValueError(f"crossbar file version {data.get('version')!r} is not supported (expected 1)")
+        model, plus = devices_from_payload(data["plus"], device)
+        _, minus = devices_from_payload(data["minus"], device)
+        xbar = cls.__new__(cls)
+        xbar.model = model
+        xbar.params = CrossbarParams.from_dict(data["params"])
+        xbar.periphery = PeripheryParams.from_dict(data["periphery"])
+        xbar.in_features, xbar.out_features = (int(v) for v in data["shape"])
+        xbar.scale = float(data["scale"])
+        xbar.device = torch.device(device)
+        xbar.seed = int(data["seed"])
+        xbar.generator = torch.Generator(device=xbar.device)
+        if xbar.device.type == "cpu":
+            xbar.generator.set_state(data["generator"])
+        else:  # generator states do not move between device types; reseed deterministically
+            xbar.generator.manual_seed(xbar.seed + xbar.reads + 1)
+        xbar.reads = int(data["reads"])
+        xbar.plus, xbar.minus = plus, minus
+        xbar.bias = data.get("bias")
+        xbar._cache = None
+        return xbar
+
+    def save(self, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
+        """Save the whole crossbar (conductances, per-device parameters, counters, clock, RNG)."""
+        with atomic_path(path, overwrite) as tmp:
+            torch.save(self.state_dict(), tmp)
+        return Path(path)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, device: torch.device | str = "cpu") -> "Crossbar":
+        data = torch.load(Path(path), map_location="cpu", weights_only=True)
+        return cls.from_state_dict(data, device)
+
+    def to(self, device: torch.device | str) -> "Crossbar":
+        """This crossbar on another torch device (a copy)."""
+        return Crossbar.from_state_dict(self.state_dict(), device)
+
+    def __repr__(self) -> str:
+        return (f"Crossbar({self.in_features}x{self.out_features}, model={self.model.preset!r}, "
+                f"tiles={self.n_tiles}, mapping={self.params.mapping!r}, device={self.device.type})")
+
+
+def _rows(t: Tensor) -> Tensor:
+    return t.unsqueeze(0) if t.dim() == 1 else t

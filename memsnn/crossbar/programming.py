@@ -1,0 +1,226 @@
+"""Programming target weights onto a crossbar with real pulses.
+
+Three methods, all reporting the final error, the pulses and energy used, the read operations,
+the hardware phases and the devices that did not reach the tolerance (stuck ones included):
+
+``open_loop``
+    Reset every device to the bottom of its window with one parallel RESET phase (the number of
+    pulses the *nominal* device needs to fall from ``g_max`` to ``g_min``), then give each device
+    the number of SET pulses the nominal law needs to reach its target. No reads: device-to-device
+    spread, cycle-to-cycle noise and the nonlinear law all show up as error.
+
+``write_verify``
+    Starting from the current state: read the array (with read noise), compare each device with
+    its target, and pulse the devices outside ``tol`` by the nominal law's estimate of the pulses
+    needed (times a per-device gain, at least one, at most ``k_max`` per iteration). The gain
+    starts at ``gain`` and halves for a device each time its error changes sign (an overshoot), so a
+    device whose own law differs from the nominal one (d2d spread) settles instead of swinging
+    from bound to bound. Then wait ``settle`` seconds
+    (so that a volatile part has relaxed before the next verify read - the array clock advances and
+    drift acts meanwhile); repeat until every working device is within tolerance or ``max_iter``
+    is reached. ``settle`` defaults to five volatile time constants for devices with a volatile
+    part and to 0 otherwise.
+
+``direct``
+    The statistical shortcut of inference simulators (:meth:`DeviceModel.program`): targets plus the
+    model's programming error, no pulses counted. For fast ex-situ transfer of large layers.
+
+Tolerance ``tol`` is a fraction of the nominal conductance window (``tol * (g_max - g_min)``
+siemens per device).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import torch
+
+from ..device_models import DeviceModel, DeviceState
+from .schedule import DensePhase, OuterPhase
+
+__all__ = ["ProgramReport", "program_weights", "METHODS"]
+
+Tensor = torch.Tensor
+METHODS = ("write_verify", "open_loop", "direct")
+
+
+@dataclass
+class ProgramReport:
+    """Outcome of programming a crossbar."""
+
+    method: str
+    iterations: int
+    pulses: int
+    energy_J: float
+    reads: int
+    hardware_phases: int
+    weight_rmse: float
+    weight_max_error: float
+    g_rmse_S: float
+    tolerance_S: float
+    converged_fraction: float  # of working (not stuck) devices within tolerance
+    failed: Tensor = field(repr=False)  # [in, out] bool: a device of this weight is off target or stuck
+    stuck: Tensor = field(repr=False)  # [in, out] bool: a device of this weight is stuck
+
+    @property
+    def n_failed(self) -> int:
+        return int(self.failed.sum())
+
+    @property
+    def n_stuck(self) -> int:
+        return int(self.stuck.sum())
+
+    def summary(self) -> dict:
+        """Scalars only (for tables and JSON)."""
+        return {
+            "method": self.method, "iterations": self.iterations, "pulses": self.pulses,
+            "energy_J": self.energy_J, "reads": self.reads, "hardware_phases": self.hardware_phases,
+            "weight_rmse": self.weight_rmse, "weight_max_error": self.weight_max_error,
+            "g_rmse_S": self.g_rmse_S, "tolerance_S": self.tolerance_S,
+            "converged_fraction": self.converged_fraction, "n_failed": self.n_failed, "n_stuck": self.n_stuck,
+        }
+
+
+def _check_positive(name: str, value, integer: bool = False) -> None:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value > 0
+    if integer:
+        ok = ok and float(value).is_integer()
+    if not ok:
+        kind = "an integer >= 1" if integer else "a finite number > 0"
+        raise ValueError(f"{name}={value!r} must be {kind}")
+
+
+def program_weights(
+    xbar,
+    w: Tensor,
+    *,
+    method: str = "write_verify",
+    tol: float = 0.01,
+    max_iter: int = 50,
+    k_max: int = 1000,
+    gain: float = 1.0,
+    amplitude: float | None = None,
+    settle: float | None = None,
+) -> ProgramReport:
+    """Program weights ``w`` ``[in, out]`` onto ``xbar`` (a :class:`~memsnn.crossbar.Crossbar`).
+
+    Args:
+        method: ``"write_verify"``, ``"open_loop"`` or ``"direct"`` (module docstring).
+        tol: tolerance per device, fraction of the nominal window.
+        max_iter: write-verify iterations at most.
+        k_max: pulses per device per step at most.
+        gain: fraction of the estimated pulses applied per write-verify step.
+        amplitude: pulse amplitude (V); None: the device's defaults.
+        settle: seconds between a write and its verify read (write-verify); None: 5 tau_volatile
+            for devices with a volatile part, else 0.
+    """
+    if method not in METHODS:
+        raise ValueError(f"method={method!r} is not allowed: use one of {', '.join(map(repr, METHODS))}")
+    _check_positive("tol", tol)
+    _check_positive("max_iter", max_iter, integer=True)
+    _check_positive("k_max", k_max, integer=True)
+    _check_positive("gain", gain)
+    if amplitude is not None:
+        _check_positive("amplitude", amplitude)
+    if settle is None:
+        mp = xbar.model.params
+        settle = 5.0 * mp.tau_volatile if mp.volatile_ratio > 0 else 0.0
+    if not (isinstance(settle, (int, float)) and math.isfinite(settle) and settle >= 0):
+        raise ValueError(f"settle={settle!r} must be a finite number of seconds >= 0")
+    g_plus_t, g_minus_t = xbar.target_conductances(w)  # validates w
+    model: DeviceModel = xbar.model
+    tol_s = tol * model.params.window
+    pulses0, energy0, reads0 = xbar.total_pulses, xbar.energy, xbar.reads
+    targets = [("plus", g_plus_t)] + ([("minus", g_minus_t)] if g_minus_t is not None else [])
+    iterations, phases = 0, 0
+    if method == "write_verify":
+        iterations, phases = _write_verify(xbar, targets, tol_s, max_iter, k_max, gain, amplitude, settle)
+    for name, target in targets if method != "write_verify" else []:
+        state: DeviceState = getattr(xbar, name)
+        if method == "direct":
+            state = model.program(state, target, generator=xbar.generator)
+        else:
+            state, ph = _open_loop(model, state, target, xbar.generator, k_max, amplitude)
+            iterations, phases = 1, phases + ph
+        xbar._set_array(name, state)
+
+    # the truth: noise-free conductances and weights now
+    bad = torch.zeros(xbar.shape, dtype=torch.bool, device=xbar.device)
+    stuck = torch.zeros_like(bad)
+    sq_err, n_dev, n_ok = 0.0, 0, 0
+    for name, target in targets:
+        state = getattr(xbar, name)
+        err = model.conductance_longterm(state) - target
+        is_stuck = state.stuck != 0
+        off = err.abs() > tol_s
+        bad |= off | is_stuck
+        stuck |= is_stuck
+        sq_err += float((err.double() ** 2).sum())
+        n_dev += err.numel()
+        n_ok += int((~off & ~is_stuck).sum())
+    w_err = (xbar.weights() - w.to(xbar.device, xbar.dtype)).double()
+    n_working = sum(int((getattr(xbar, n).stuck == 0).sum()) for n, _ in targets)
+    return ProgramReport(
+        method=method,
+        iterations=iterations,
+        pulses=xbar.total_pulses - pulses0,
+        energy_J=xbar.energy - energy0,
+        reads=xbar.reads - reads0,
+        hardware_phases=phases,
+        weight_rmse=float(w_err.pow(2).mean().sqrt()),
+        weight_max_error=float(w_err.abs().max()),
+        g_rmse_S=math.sqrt(sq_err / max(n_dev, 1)),
+        tolerance_S=tol_s,
+        converged_fraction=n_ok / max(n_working, 1),
+        failed=bad,
+        stuck=stuck,
+    )
+
+
+def _open_loop(model: DeviceModel, state: DeviceState, target: Tensor, gen, k_max: int, amplitude):
+    p = model.params
+    top = torch.tensor(p.g_max, dtype=torch.float64)
+    bottom = torch.tensor(p.g_min, dtype=torch.float64)
+    n_reset = int(math.ceil(-float(model.pulses_needed(top, bottom, amplitude=amplitude))))
+    n_reset = max(1, n_reset)
+    rows, cols = state.shape
+    reset = OuterPhase(torch.ones(rows, dtype=torch.int32), torch.full((cols,), -n_reset, dtype=torch.int32))
+    counts, _ = reset.coincidences("plus")
+    state = model.apply_pulse_sequence(state, counts.to(state.device), amplitude=amplitude, generator=gen)
+    start = torch.full_like(target, p.g_min, dtype=torch.float64)
+    k = model.pulses_needed(start, target, amplitude=amplitude).round().clamp(0, k_max).to(torch.int32)
+    state = model.apply_pulses(state, k, amplitude=amplitude, generator=gen)
+    return state, reset.hardware_phases() + DensePhase(k.cpu()).hardware_phases()
+
+
+def _write_verify(xbar, targets, tol_s: float, max_iter: int, k_max: int, gain: float, amplitude, settle: float):
+    """Read, compare, pulse and settle, on all arrays together (they share the clock)."""
+    model: DeviceModel = xbar.model
+    phases = 0
+    gains = {name: torch.full(target.shape, float(gain), dtype=torch.float64, device=target.device) for name, target in targets}
+    last_sign = {name: torch.zeros(target.shape, dtype=torch.float64, device=target.device) for name, target in targets}
+    for it in range(1, max_iter + 1):
+        pending = []
+        for name, target in targets:
+            state = getattr(xbar, name)
+            g_read = model.read(state, generator=xbar.generator)
+            err = target - g_read
+            need = (err.abs() > tol_s) & (state.stuck == 0)
+            sign = torch.sign(err).double()
+            gains[name] = torch.where(sign * last_sign[name] < 0, gains[name] * 0.5, gains[name])
+            last_sign[name] = sign
+            if bool(need.any()):
+                pending.append((name, target, g_read, need))
+        xbar.reads += 1  # one verify read of the whole array (both devices of each pair)
+        if not pending:
+            return it, phases
+        for name, target, g_read, need in pending:
+            k = model.pulses_needed(g_read, target, amplitude=amplitude) * gains[name]
+            k = torch.sign(k) * k.abs().round().clamp(1, k_max)
+            k = torch.where(need, k, torch.zeros_like(k)).to(torch.int32)
+            xbar._set_array(name, model.apply_pulses(getattr(xbar, name), k, amplitude=amplitude, generator=xbar.generator))
+            phases += DensePhase(k.cpu()).hardware_phases()
+        if settle > 0:
+            xbar.advance(settle)
+    return max_iter, phases
