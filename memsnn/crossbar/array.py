@@ -51,7 +51,7 @@ from ..device_models.storage import device_payload, devices_from_payload
 from ..files import atomic_path
 from ..params import Params, param
 from .mapping import MAPPINGS, conductances_to_weights, from_linear_weight, to_linear_weight, weights_to_conductances
-from .periphery import PeripheryParams, adc, dac
+from .periphery import PeripheryParams, dac
 from .schedule import DensePhase, OuterPhase, PulseSchedule
 
 __all__ = ["CrossbarParams", "Crossbar", "ScheduleResult"]
@@ -222,36 +222,39 @@ class Crossbar:
         self._cache = None
 
     def _cached(self) -> dict[str, Any]:
-        """Tile-shaped tensors for the VMM at the current time (rebuilt after any change)."""
+        """Tile-shaped tensors for the VMM at the current time (rebuilt after any change).
+
+        ``gdiff``: ``[n_rt, tile_rows, out]`` differential conductances (zero-padded rows);
+        ``var``: per-device read-noise variances summed over the devices of a weight, where they
+        depend on the device; ``var_const``: the part that is the same for every device (S^2).
+        """
         if self._cache is not None:
             return self._cache
         p = self.params
-        n_rt, n_ct = self.n_tiles
+        n_rt, _ = self.n_tiles
         rows_pad = n_rt * p.tile_rows - self.in_features
         gp, gm = self.conductances()
-        cache: dict[str, Any] = {"gp": gp, "gm": gm}
+        cache: dict[str, Any] = {"gp": gp, "gm": gm, "var_const": 0.0}
         gdiff = torch.nn.functional.pad(gp - gm, (0, 0, 0, rows_pad))
         cache["gdiff"] = gdiff.view(n_rt, p.tile_rows, self.out_features)
-        # output-referred read noise: per-device std s = G * r
-        sp = self._read_std(self.plus, gp)
-        sm = self._read_std(self.minus, gm if p.mapping == "differential" else self.model.conductance(self.minus))
-        if sp is not None or sm is not None:
-            var = torch.zeros_like(gp)
-            if sp is not None:
-                var = var + sp**2
-            if sm is not None:
-                var = var + (self._expand_ref(sm) if p.mapping == "reference" else sm) ** 2
+        cache["gdiff0"] = cache["gdiff"][0]
+        var = None
+        minus_g = gm if p.mapping == "differential" else self.model.conductance(self.minus)
+        for state, g, expand in ((self.plus, gp, False), (self.minus, minus_g, p.mapping == "reference")):
+            elapsed = (state.time - state.t_prog).clamp(min=0.0)
+            sigma = self.model.read_noise_std(state, g, elapsed)
+            if isinstance(sigma, float):
+                cache["var_const"] += sigma**2
+                continue
+            sigma2 = sigma**2
+            if expand:
+                sigma2 = self._expand_ref(sigma2)
+            var = sigma2 if var is None else var + sigma2
+        if var is not None:
             var = torch.nn.functional.pad(var, (0, 0, 0, rows_pad))
             cache["var"] = var.view(n_rt, p.tile_rows, self.out_features)
         self._cache = cache
         return cache
-
-    def _read_std(self, state: DeviceState, g: Tensor) -> Tensor | None:
-        elapsed = (state.time - state.t_prog).clamp(min=0.0)
-        rel = self.model._read_noise_rel(state, g, elapsed)
-        if isinstance(rel, float):
-            return None if rel == 0.0 else g * rel
-        return g * rel
 
     # ------------------------------------------------------------------------------------------------
     # VMM
@@ -265,23 +268,50 @@ class Crossbar:
         n_rt = self.n_tiles[0]
         B = x.shape[0]
         v = dac(x, per)
-        v = torch.nn.functional.pad(v, (0, n_rt * p.tile_rows - self.in_features))
+        pad = n_rt * p.tile_rows - self.in_features
+        if pad:
+            v = torch.nn.functional.pad(v, (0, pad))
         v_t = v.view(B, n_rt, p.tile_rows).transpose(0, 1)  # [n_rt, B, tile_rows]
-        if p.ir_drop == "none":
-            i = torch.bmm(v_t, cache["gdiff"])  # [n_rt, B, out]
-        else:
+        if p.ir_drop != "none":
             i = self._ir_currents(v_t)
-        if "var" in cache:
-            std = torch.bmm(v_t * v_t, cache["var"]).clamp(min=0.0).sqrt()
-            i = i + std * torch.randn(i.shape, generator=self.generator, device=self.device, dtype=i.dtype)
-        i = adc(i, per, self.i_unit, self.generator)
-        y = i.sum(0) * (per.x_max / per.v_read) * (self.scale / self._w_norm)
+        elif n_rt == 1:
+            i = torch.mm(v, cache["gdiff0"]).unsqueeze(0)
+        else:
+            i = torch.bmm(v_t, cache["gdiff"])  # [n_rt, B, out]
+        # read noise (output-referred, exact in distribution) and output noise: one Gaussian draw
+        out_var = (per.output_noise * self.i_unit) ** 2
+        if "var" in cache:  # device-dependent read noise: sum_i V_i^2 sigma_ij^2 per output
+            var = torch.bmm(v_t * v_t, cache["var"])
+            if cache["var_const"] > 0:
+                var += torch.linalg.vector_norm(v_t, dim=-1, keepdim=True).square_() * cache["var_const"]
+            std = var.add_(out_var).sqrt_()
+        elif cache["var_const"] > 0:  # the same for every device: only the input's norm matters
+            std = torch.linalg.vector_norm(v_t, dim=-1, keepdim=True).square_().mul_(cache["var_const"]).add_(out_var).sqrt_()
+        else:
+            std = math.sqrt(out_var) if out_var > 0 else None
+        if std is not None:
+            noise = torch.randn(i.shape, generator=self.generator, device=self.device, dtype=i.dtype)
+            i = torch.addcmul(i, noise, std) if isinstance(std, torch.Tensor) else i.add_(noise, alpha=std)
+        scale = (per.x_max / per.v_read) * (self.scale / self._w_norm)
+        step = per.adc_step(self.i_unit)
+        if step is not None:  # an ADC per tile; its integer codes add up digitally
+            if per.adc_clip:
+                bound = per.adc_bound * self.i_unit
+                i = i.clamp(-bound, bound)
+            i = torch.round(i.mul_(1.0 / step))
+            scale *= step
+        y = (i[0] if n_rt == 1 else i.sum(0)).mul_(scale)
         self.reads += B
         return y.squeeze(0) if squeeze else y
 
     __call__ = vmm
 
     def _check_input(self, x: Any) -> Tensor:
+        if (isinstance(x, torch.Tensor) and x.dim() == 2 and x.shape[1] == self.in_features
+                and x.dtype == self.dtype and x.device == self.device):  # fast path
+            if not math.isfinite(float(x.sum())):
+                raise ValueError(f"inputs contain {int((~torch.isfinite(x)).sum())} NaN or infinite values")
+            return x
         if not isinstance(x, torch.Tensor):
             raise TypeError(f"inputs must be a torch.Tensor [batch, {self.in_features}], got {type(x).__name__}")
         if x.dim() == 1:
@@ -290,9 +320,10 @@ class Crossbar:
             raise ValueError(f"inputs have shape {tuple(x.shape)}, expected [batch, {self.in_features}]")
         if not x.dtype.is_floating_point:
             x = x.to(self.dtype)
-        if not torch.isfinite(x).all():
+        x = x.to(device=self.device, dtype=self.dtype)
+        if not math.isfinite(float(x.sum())):  # any NaN or inf makes the sum non-finite; cheap
             raise ValueError(f"inputs contain {int((~torch.isfinite(x)).sum())} NaN or infinite values")
-        return x.to(device=self.device, dtype=self.dtype)
+        return x
 
     def _physical_tiles(self) -> Tensor:
         """Noise-free conductances as physical tiles ``[n_rt, n_ct, tile_rows, phys_cols]``.
@@ -415,6 +446,7 @@ class Crossbar:
         half_total = 0
         chunk = max(1, int(2**25 // max(1, self.in_features * self.out_features)))
         pol = ph.single_polarity() if disturb else None
+        p = self.model.params
         for name, state in self._arrays():
             if name == "minus" and ph.cols_minus is None:
                 continue
@@ -424,16 +456,15 @@ class Crossbar:
                     None if ph.cols_minus is None else _rows(ph.cols_minus)[start:start + chunk],
                     ph.amplitude, ph.width, ph.train, ph.length,
                 )
-                counts, half = sub.coincidences(name, self.generator)
+                counts, half = sub.coincidences(name, self.generator, half=disturb, dtype=self.dtype)
                 if not disturb:
-                    state = self.model.apply_pulse_sequence(state, counts, amplitude=ph.amplitude, width=ph.width, generator=self.generator)
+                    state = self.model._apply_sequence(state, counts, amplitude=ph.amplitude, width=ph.width, generator=self.generator)
                     continue
-                p = self.model.params
                 full_amp = ph.amplitude if ph.amplitude is not None else (p.v_set if pol > 0 else p.v_reset)
-                for b in range(counts.shape[0]):
-                    state = self.model.apply_pulses(state, counts[b], amplitude=full_amp, width=ph.width, generator=self.generator)
-                    h = half[b].to(torch.int32) * pol
-                    state = self.model.apply_pulses(state, h, amplitude=full_amp / 2, width=ph.width, generator=self.generator)
+                for b in range(counts.shape[0]):  # full pulses, then the V/2 disturb of the same phase
+                    pair = torch.stack((counts[b], half[b] * pol))
+                    state = self.model._apply_sequence(state, pair[:1], amplitude=full_amp, width=ph.width, generator=self.generator)
+                    state = self.model._apply_sequence(state, pair[1:], amplitude=full_amp / 2, width=ph.width, generator=self.generator)
                     half_total += int(half[b].sum())
             self._set_array(name, state)
         return half_total

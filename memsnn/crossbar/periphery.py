@@ -80,9 +80,10 @@ def quantise(x: Tensor, step: float, bound: float | None) -> Tensor:
 def dac(x: Tensor, p: PeripheryParams) -> Tensor:
     """Row voltages (V) for inputs ``x`` (input units): clip, quantise, scale by v_read / x_max."""
     step = p.dac_step()
-    if step is not None:
-        x = quantise(x, step, p.x_max)
-    return x * (p.v_read / p.x_max)
+    if step is None:
+        return x * (p.v_read / p.x_max)
+    codes = torch.round(x.clamp(-p.x_max, p.x_max).mul_(1.0 / step))
+    return codes.mul_(step * p.v_read / p.x_max)
 
 
 def adc(i: Tensor, p: PeripheryParams, i_unit: float, generator: torch.Generator | None = None) -> Tensor:

@@ -186,8 +186,8 @@ def _open_loop(model: DeviceModel, state: DeviceState, target: Tensor, gen, k_ma
     n_reset = max(1, n_reset)
     rows, cols = state.shape
     reset = OuterPhase(torch.ones(rows, dtype=torch.int32), torch.full((cols,), -n_reset, dtype=torch.int32))
-    counts, _ = reset.coincidences("plus")
-    state = model.apply_pulse_sequence(state, counts.to(state.device), amplitude=amplitude, generator=gen)
+    counts, _ = reset.coincidences("plus", dtype=state.dtype)
+    state = model._apply_sequence(state, counts.to(state.device), amplitude=amplitude, generator=gen)
     start = torch.full_like(target, p.g_min, dtype=torch.float64)
     k = model.pulses_needed(start, target, amplitude=amplitude).round().clamp(0, k_max).to(torch.int32)
     state = model.apply_pulses(state, k, amplitude=amplitude, generator=gen)

@@ -134,28 +134,35 @@ class OuterPhase:
                 total += int((rows_on & cols_on).sum())
         return total
 
-    def coincidences(self, array: str, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
-        """Signed coincidence counts ``[B, R, C]`` (int16) of ``array`` ("plus" / "minus") and
-        the half-selected slot counts ``[B, R, C]`` (int16, unsigned: exactly one line driven)."""
+    def coincidences(
+        self, array: str, generator: torch.Generator | None = None, *, half: bool = False, dtype=torch.float32
+    ) -> tuple[Tensor, Tensor | None]:
+        """Signed coincidence counts ``[B, R, C]`` of ``array`` ("plus" / "minus"), and - with
+        ``half=True`` - the half-selected slot counts ``[B, R, C]`` (exactly one line driven).
+
+        Counts are whole numbers held in ``dtype`` (float by default: it feeds the device loop
+        directly). Stochastic trains draw their bits from ``generator``.
+        """
         cols = self.cols_plus if array == "plus" else self.cols_minus
         r = _as_2d(self.rows)
         if cols is None:
-            z = torch.zeros((r.shape[0], r.shape[1], _as_2d(self.cols_plus).shape[1]), dtype=torch.int16, device=r.device)
-            return z, z
+            z = torch.zeros((r.shape[0], r.shape[1], _as_2d(self.cols_plus).shape[1]), dtype=dtype, device=r.device)
+            return z, (z if half else None)
         c = _as_2d(cols).to(r.device)
-        sign = (torch.sign(r).to(torch.int16)[:, :, None] * torch.sign(c).to(torch.int16)[:, None, :])
         if self.train == "aligned":
-            ra, ca = r.abs().to(torch.int32), c.abs().to(torch.int32)
-            both = torch.minimum(ra[:, :, None], ca[:, None, :])
-            half = (ra[:, :, None] - ca[:, None, :]).abs()
-            return (both * sign).to(torch.int16), half.to(torch.int16)
-        # stochastic Bernoulli trains, one slot per column of the bit matrices
+            ra, ca = r.abs().to(dtype), c.abs().to(dtype)
+            sign = torch.sign(r).to(dtype)[:, :, None] * torch.sign(c).to(dtype)[:, None, :]
+            both = torch.minimum(ra[:, :, None], ca[:, None, :]) * sign
+            return both, ((ra[:, :, None] - ca[:, None, :]).abs() if half else None)
+        # stochastic Bernoulli trains: bits carry the line's sign, so one bmm counts signed coincidences
         L = self.length
-        bits_r = (torch.rand((*r.shape, L), generator=generator, device=r.device) < r.abs()[..., None]).float()
-        bits_c = (torch.rand((*c.shape, L), generator=generator, device=r.device) < c.abs()[..., None]).float()
-        both = torch.bmm(bits_r, bits_c.transpose(1, 2))  # [B, R, C] coincident slots
-        half = bits_r.sum(-1)[:, :, None] + bits_c.sum(-1)[:, None, :] - 2 * both
-        return (both.to(torch.int16) * sign), half.to(torch.int16)
+        bits_r = (torch.rand((*r.shape, L), generator=generator, device=r.device) < r.abs()[..., None]).to(dtype)
+        bits_c = (torch.rand((*c.shape, L), generator=generator, device=r.device) < c.abs()[..., None]).to(dtype)
+        signed = torch.bmm(bits_r * torch.sign(r).to(dtype)[..., None], (bits_c * torch.sign(c).to(dtype)[..., None]).transpose(1, 2))
+        if not half:
+            return signed, None
+        both = signed.abs()
+        return signed, bits_r.sum(-1)[:, :, None] + bits_c.sum(-1)[:, None, :] - 2 * both
 
     def to_frame(self, phase: int) -> pd.DataFrame:
         """Line-level log: one row per (update, line) that carries pulses."""

@@ -44,7 +44,10 @@ conductance ``G_vol`` that relaxes as ``exp(-dt / tau)``, with the bias-dependen
 with a per-device exponent ``nu_d``. A pulse starts from the drifted value and resets the device's
 drift clock.
 
-*Read.* ``G_read = (G_lt(t) + G_vol(t) + write_offset) * (1 + read_noise_std * xi)``, clipped at 0.
+*Read.* ``G_read = G + sigma * xi`` with ``G = G_lt(t) + G_vol(t) + write_offset``, clipped at 0, where
+``sigma = read_noise_std * G`` (``read_noise_type="relative"``, the default: noise grows with the
+current) or ``sigma = read_noise_std * (g_max - g_min)`` (``"absolute"``: a constant floor, like
+aihwkit's additive-constant weight read noise).
 
 *Faults.* A fraction ``p_stuck_min`` / ``p_stuck_max`` of devices is stuck at ``g_min_d`` /
 ``g_max_d``: pulses, drift and relaxation never move them (reads still see read noise, and their
@@ -118,7 +121,8 @@ class DeviceParams(Params):
     write_noise_std: float = param(0.0, unit="1", check=">=0", doc="apparent write noise, resampled each time a device is pulsed, in units of the reference step")
 
     # --- read ---------------------------------------------------------------------------------------
-    read_noise_std: float = param(0.0, unit="1", check=">=0", doc="relative Gaussian read noise per read")
+    read_noise_std: float = param(0.0, unit="1", check=">=0", doc="Gaussian read noise per read (see read_noise_type)")
+    read_noise_type: str = param("relative", check=None, choices=("relative", "absolute"), doc="std relative to G, or to the window g_max - g_min")
 
     # --- volatile (short-term) component --------------------------------------------------------------
     volatile_ratio: float = param(0.0, unit="1", check=">=0", doc="volatile conductance added per pulse, relative to its non-volatile step")
@@ -454,9 +458,15 @@ class DeviceModel:
         """Drift exponents after the ``touched`` devices were (re)programmed; default keeps them."""
         return state.nu
 
-    def _read_noise_rel(self, state: DeviceState, g: Tensor, elapsed: Tensor) -> Tensor | float:
-        """Relative std of read noise for a read ``elapsed`` seconds after programming."""
-        return self.params.read_noise_std
+    def read_noise_std(self, state: DeviceState, g: Tensor, elapsed: Tensor) -> Tensor | float:
+        """Std (S) of the read noise of devices at conductance ``g``, read ``elapsed`` seconds
+        after programming; a Python float when it is the same for every device."""
+        p = self.params
+        if p.read_noise_std == 0:
+            return 0.0
+        if p.read_noise_type == "absolute":
+            return p.read_noise_std * p.window
+        return g * p.read_noise_std
 
     def _drift_factor(self, state: DeviceState, elapsed: Tensor) -> Tensor:
         t0 = self.params.drift_t0
@@ -507,7 +517,6 @@ class DeviceModel:
             counts: integer tensor ``[B, *shape]`` of signed pulse counts (``+`` SET, ``-`` RESET).
             amplitude, width, generator: as in :meth:`apply_pulses` (one value for all steps).
         """
-        p = self.params
         if not isinstance(counts, torch.Tensor) or counts.dim() != len(state.shape) + 1:
             raise ValueError(
                 f"counts must be a tensor of shape [B, {', '.join(map(str, state.shape))}], "
@@ -516,8 +525,21 @@ class DeviceModel:
         if counts.shape[1:] != state.shape:
             raise ValueError(f"counts has shape {tuple(counts.shape)}, expected [B, {', '.join(map(str, state.shape))}]")
         check_pulses(counts[:1], counts[:1].shape, counts.device)  # dtype check
-        if counts.device != state.device:
-            counts = counts.to(state.device)
+        return self._apply_sequence(state, counts.to(device=state.device, dtype=state.dtype),
+                                    amplitude=amplitude, width=width, generator=generator)
+
+    def _apply_sequence(
+        self,
+        state: DeviceState,
+        counts: Tensor,
+        *,
+        amplitude: float | Tensor | None = None,
+        width: float | Tensor | None = None,
+        generator: torch.Generator | int | None = None,
+    ) -> DeviceState:
+        """:meth:`apply_pulse_sequence` on counts already validated and held as whole numbers in
+        the state's float dtype (the crossbar's fast path)."""
+        p = self.params
         if amplitude is not None:
             _check_positive_amount("amplitude", amplitude, "volts")
         if width is not None:
@@ -538,46 +560,45 @@ class DeviceModel:
         mult = p.step_std > 0 and p.step_noise == "multiplicative"
         additive = p.step_std > 0 and p.step_noise == "additive"
         noise_scale = p.step_std * self._reference_step(dev) if additive else None
+        any_stuck = bool((state.stuck != 0).any())
         free_f = (state.stuck == 0).to(dtype)
         g_min, g_max = dev["g_min"], dev["g_max"]
 
         # Hot loop: float masks and lerp instead of bool masks and torch.where (much faster on
-        # CPU); every op is elementwise over the array.
+        # CPU); every op is elementwise over the array, and branches depend on settings only.
         g_start = self.conductance_longterm(state)
+        # a device that drifted below g_min is not lifted to g_min by a pulse; when none has,
+        # the lower bound is simply g_min (and stays so: results are clipped to it)
+        below = bool((g_start < g_min).any())
         g = g_start
-        touched_f = torch.zeros(state.shape, dtype=dtype, device=device)
-        n_set_f = torch.zeros(state.shape, dtype=dtype, device=device)
-        n_all_f = torch.zeros(state.shape, dtype=dtype, device=device)
-        for k in counts:
-            kf = k.to(dtype)
+        signed_sum = torch.zeros(state.shape, dtype=dtype, device=device)
+        abs_sum = torch.zeros(state.shape, dtype=dtype, device=device)
+        for kf in counts:
             cnt = kf.abs()
+            signed_sum += kf
+            abs_sum += cnt
             set_f = kf.clamp(0.0, 1.0)  # 1.0 SET, 0.0 RESET (or no pulse)
             s = torch.lerp(s_reset, s_set, set_f)
-            if mult:
+            if mult:  # k pulses advance the coordinate by s (k + step_std sqrt(k) xi)
                 xi = torch.randn(state.shape, generator=gen, device=device, dtype=dtype)
-                dn = s * (cnt + p.step_std * cnt.sqrt() * xi)
+                dn = torch.addcmul(cnt, cnt.sqrt(), xi, value=p.step_std).mul_(s)
             else:
                 dn = s * cnt
             amp = amp_set if same_amp else torch.lerp(amp_reset, amp_set, set_f)
             g1 = self._respond(g, dn, set_f, amp, dev)
-            pulsed_f = cnt.clamp(max=1.0)
-            if additive:
+            if additive:  # k pulses add step_std * dG_ref * s * sqrt(k) * xi siemens
                 xi = torch.randn(state.shape, generator=gen, device=device, dtype=dtype)
-                g1 = g1 + noise_scale * s * cnt.sqrt() * xi
+                g1 = torch.addcmul(g1, noise_scale * s, cnt.sqrt().mul_(xi))
+            pulsed_f = cnt.clamp_(max=1.0)
             g1 = self._post_pulse_noise(g1, set_f, pulsed_f, gen, dev)
-            # bounds; a device that drifted below g_min is not lifted to g_min by a pulse
-            g1 = torch.minimum(torch.maximum(g1, torch.minimum(g_min, g)), g_max)
+            g1 = torch.clamp(g1, torch.minimum(g_min, g) if below else g_min, g_max)
             g1 = self._quantise(g1, dev)
-            active_f = pulsed_f * free_f
-            g = torch.lerp(g, g1, active_f)
-            touched_f = torch.maximum(touched_f, active_f)
-            n_set_f += cnt * set_f
-            n_all_f += cnt
-        touched = touched_f > 0
+            g = torch.lerp(g, g1, pulsed_f.mul_(free_f) if any_stuck else pulsed_f)
+        touched = (abs_sum > 0) & (state.stuck == 0)
 
         # bookkeeping once: every applied pulse counts, stuck devices included
-        n_set_add = n_set_f.round().to(torch.int64)  # exact: counts stay far below 2**24
-        n_reset_add = (n_all_f - n_set_f).round().to(torch.int64)
+        n_set_add = ((abs_sum + signed_sum) * 0.5).round().to(torch.int64)  # exact: whole numbers < 2**24
+        n_reset_add = (abs_sum - signed_sum).mul_(0.5).round().to(torch.int64)
         e_set = p.energy_set * (amp_set.double() / p.v_ref) ** 2 * width_f.double()
         e_reset = p.energy_reset * (amp_reset.double() / p.v_ref) ** 2 * width_f.double()
         energy = state.energy + n_set_add.double() * e_set + n_reset_add.double() * e_reset
@@ -662,12 +683,12 @@ class DeviceModel:
         """Conductance seen by a read at time ``at`` (default: now), with read noise (S)."""
         g = self.conductance(state, at)
         _, elapsed = self._elapsed(state, at)
-        rel = self._read_noise_rel(state, g, elapsed)
-        if isinstance(rel, float) and rel == 0.0:
+        sigma = self.read_noise_std(state, g, elapsed)
+        if isinstance(sigma, float) and sigma == 0.0:
             return g
         gen = as_generator(generator, state.device)
         xi = torch.randn(state.shape, generator=gen, device=state.device, dtype=state.dtype)
-        return (g * (1.0 + rel * xi)).clamp(min=0.0)
+        return (g + sigma * xi).clamp(min=0.0)
 
     def program(
         self,

@@ -161,7 +161,8 @@ class PCMDevice(DeviceModel):
         xi = torch.randn(state.shape, generator=gen, device=state.device, dtype=state.dtype)
         return torch.where(touched, self._sample_nu(g_new, xi), state.nu)
 
-    def _read_noise_rel(self, state: DeviceState, g: Tensor, elapsed: Tensor) -> Tensor | float:
+    def read_noise_std(self, state: DeviceState, g: Tensor, elapsed: Tensor) -> Tensor | float:
+        """Accumulated 1/f read noise (S), relative to the read conductance ``g``."""
         p = self.params
         if p.read_noise_scale == 0:
             return 0.0
@@ -169,7 +170,7 @@ class PCMDevice(DeviceModel):
         q_s = (0.0088 / (g_rel**0.65).clamp(min=1e-3)).clamp(max=0.2)
         t = elapsed + p.drift_t0
         sig = torch.sqrt(torch.log((t + p.t_read) / (2 * p.t_read)))
-        return (q_s * sig.to(q_s.dtype) * p.read_noise_scale)
+        return g.abs() * q_s * sig.to(q_s.dtype) * p.read_noise_scale
 
     def programming_noise_std(self, g_target: Tensor, dev: dict[str, Tensor]) -> Tensor:
         p = self.params

@@ -177,6 +177,7 @@ def test_signed_outer_phase_counts_quadrants():
     assert ph.hardware_phases() == 4
     counts, _ = ph.coincidences("plus")
     assert counts[0].tolist() == [[1, -1], [-1, 1], [0, 0]]
+    assert _ is None
     assert OuterPhase(rows.abs(), cols.abs()).hardware_phases() == 1
 
 
@@ -184,7 +185,7 @@ def test_stochastic_trains_have_the_right_mean_coincidences():
     p_r = torch.tensor([0.2, 0.5, 1.0])
     p_c = torch.tensor([0.4, -0.8])
     ph = OuterPhase(p_r.expand(4000, 3), p_c.expand(4000, 2), train="stochastic", length=31)
-    counts, half = ph.coincidences("plus", torch.Generator().manual_seed(0))
+    counts, half = ph.coincidences("plus", torch.Generator().manual_seed(0), half=True)
     mean = counts.float().mean(0)
     expect = 31 * p_r[:, None] * p_c[None, :]
     torch.testing.assert_close(mean, expect, rtol=0.03, atol=0.05)
@@ -344,3 +345,21 @@ def test_passive_array_sneak_paths_change_outputs_with_floating_rows():
     one = _ir_xbar("exact", 5.0, array_type="1T1R").vmm(x)
     zero = _ir_xbar("exact", 5.0, array_type="0T1R").vmm(x)
     assert (one - zero).abs().max() > 1e-6
+
+
+def test_absolute_read_noise_uses_the_window_and_input_norm():
+    model = make_device("ideal", read_noise_std=0.03, read_noise_type="absolute")
+    xbar, w = programmed(shape=(30, 4), tile=(16, 4), model=model)
+    x = torch.rand(1, 30, dtype=torch.float64)
+    ys = torch.stack([xbar.vmm(x)[0] for _ in range(4000)])
+    per, window = xbar.periphery, xbar.model.params.window
+    v = x[0] * per.v_read / per.x_max
+    # two devices per weight, each with std 0.03 * window, summed over every row
+    std_i = 0.03 * window * torch.sqrt(2 * (v**2).sum())
+    std_y = std_i * (per.x_max / per.v_read) * xbar.scale / window
+    torch.testing.assert_close(ys.std(0), std_y.expand(4), rtol=0.06, atol=0)
+    # a single device read sees the same constant floor
+    st = model.init_state((20000,), generator=0)
+    st = model.program(st, torch.full((20000,), 0.5 * window))  # away from the clip at 0 S
+    r = model.read(st, generator=1)
+    assert float(r.std()) == pytest.approx(0.03 * window, rel=0.03)
