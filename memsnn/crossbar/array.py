@@ -220,6 +220,12 @@ class Crossbar:
 
     def _touch(self) -> None:
         self._cache = None
+        self._version = getattr(self, "_version", 0) + 1
+
+    @property
+    def version(self) -> int:
+        """Increases whenever the array's state or clock changes (for caches of derived values)."""
+        return getattr(self, "_version", 0)
 
     def _cached(self) -> dict[str, Any]:
         """Tile-shaped tensors for the VMM at the current time (rebuilt after any change).
@@ -259,50 +265,90 @@ class Crossbar:
     # ------------------------------------------------------------------------------------------------
     # VMM
     # ------------------------------------------------------------------------------------------------
-    def vmm(self, x: Tensor) -> Tensor:
-        """Outputs ``[B, out]`` for inputs ``x`` ``[B, in]`` (or ``[in]``) through devices and periphery."""
+    #: elements of one row-chunk's per-tile partial sums; keeps the VMM's work in cache
+    _chunk_elems = 1 << 20
+
+    def vmm(self, x: Tensor, *, binary: bool = False) -> Tensor:
+        """Outputs ``[B, out]`` for inputs ``x`` ``[B, in]`` (or ``[in]``) through devices and periphery.
+
+        ``binary=True`` promises every input is 0 or x_max (spikes): then ``V**2 = v_full * V`` and
+        the read-noise variance comes out of the same GEMM as the current (one call, not two).
+        Large batches are processed in row chunks so that each tile's partial sums stay in cache.
+        """
         squeeze = isinstance(x, torch.Tensor) and x.dim() == 1
         x = self._check_input(x)
-        p, per = self.params, self.periphery
         cache = self._cached()
-        n_rt = self.n_tiles[0]
         B = x.shape[0]
-        v = dac(x, per)
+        rows = max(1, self._chunk_elems // (self.n_tiles[0] * self.out_features))
+        if B <= rows:
+            y = self._vmm_block(x, cache, binary)
+        else:
+            y = torch.cat([self._vmm_block(x[i:i + rows], cache, binary) for i in range(0, B, rows)])
+        self.reads += B
+        return y.squeeze(0) if squeeze else y
+
+    def _fused(self, cache: dict[str, Any]) -> Tensor:
+        """``[n_rt, tile_rows, 2 out]``: differential conductances beside the read-noise variances
+        scaled by the full-scale row voltage, for binary inputs."""
+        if "fused" not in cache:
+            v_full = float(dac(torch.tensor([self.periphery.x_max], dtype=torch.float64), self.periphery))
+            cache["fused"] = torch.cat((cache["gdiff"], cache["var"] * v_full), dim=-1)
+        return cache["fused"]
+
+    def _tile_mm(self, v: Tensor, g: Tensor) -> Tensor:
+        """Per-row-tile products ``[n_rt, B, cols]`` of row voltages ``v`` ``[B, in]`` with the
+        tile-shaped ``g`` ``[n_rt, tile_rows, cols]``, skipping the zero padding of the last tile."""
+        n_rt, tr = self.n_tiles[0], self.params.tile_rows
+        if n_rt == 1:
+            return torch.mm(v, g[0, : self.in_features]).unsqueeze(0)
+        out = torch.empty((n_rt, v.shape[0], g.shape[-1]), dtype=v.dtype, device=v.device)
+        for t in range(n_rt):
+            rows = slice(t * tr, min((t + 1) * tr, self.in_features))
+            torch.mm(v[:, rows], g[t, : rows.stop - rows.start], out=out[t])
+        return out
+
+    def _vmm_block(self, x: Tensor, cache: dict[str, Any], binary: bool) -> Tensor:
+        p, per = self.params, self.periphery
+        n_rt, out = self.n_tiles[0], self.out_features
+        B = x.shape[0]
+        # spikes (0 or x_max) are exact DAC codes: only the scaling to volts remains
+        v = x * (per.v_read / per.x_max) if binary else dac(x, per)
         pad = n_rt * p.tile_rows - self.in_features
-        if pad:
-            v = torch.nn.functional.pad(v, (0, pad))
-        v_t = v.view(B, n_rt, p.tile_rows).transpose(0, 1)  # [n_rt, B, tile_rows]
+        v_t = (torch.nn.functional.pad(v, (0, pad)) if pad else v).view(B, n_rt, p.tile_rows).transpose(0, 1)
+        var = None
         if p.ir_drop != "none":
             i = self._ir_currents(v_t)
-        elif n_rt == 1:
-            i = torch.mm(v, cache["gdiff0"]).unsqueeze(0)
+        elif binary and "var" in cache and not bool((x < 0).any()):
+            # spikes: V is 0 or v_full, so V**2 = v_full * V and one GEMM gives the currents and
+            # the read-noise variances sum_i V_i^2 sigma_ij^2 side by side
+            both = self._tile_mm(v, self._fused(cache))
+            i, var = both[..., :out], both[..., out:]
         else:
-            i = torch.bmm(v_t, cache["gdiff"])  # [n_rt, B, out]
+            i = self._tile_mm(v, cache["gdiff"])  # [n_rt, B, out]
         # read noise (output-referred, exact in distribution) and output noise: one Gaussian draw
         out_var = (per.output_noise * self.i_unit) ** 2
         if "var" in cache:  # device-dependent read noise: sum_i V_i^2 sigma_ij^2 per output
-            var = torch.bmm(v_t * v_t, cache["var"])
+            if var is None:
+                var = torch.bmm(v_t * v_t, cache["var"])
             if cache["var_const"] > 0:
-                var += torch.linalg.vector_norm(v_t, dim=-1, keepdim=True).square_() * cache["var_const"]
-            std = var.add_(out_var).sqrt_()
+                var = var + torch.linalg.vector_norm(v_t, dim=-1, keepdim=True).square_() * cache["var_const"]
+            std = (var + out_var).clamp_(min=0.0).sqrt_()
         elif cache["var_const"] > 0:  # the same for every device: only the input's norm matters
             std = torch.linalg.vector_norm(v_t, dim=-1, keepdim=True).square_().mul_(cache["var_const"]).add_(out_var).sqrt_()
         else:
             std = math.sqrt(out_var) if out_var > 0 else None
         if std is not None:
             noise = torch.randn(i.shape, generator=self.generator, device=self.device, dtype=i.dtype)
-            i = torch.addcmul(i, noise, std) if isinstance(std, torch.Tensor) else i.add_(noise, alpha=std)
+            i = torch.addcmul(i, noise, std) if isinstance(std, torch.Tensor) else noise.mul_(std).add_(i)
         scale = (per.x_max / per.v_read) * (self.scale / self._w_norm)
         step = per.adc_step(self.i_unit)
         if step is not None:  # an ADC per tile; its integer codes add up digitally
             if per.adc_clip:
                 bound = per.adc_bound * self.i_unit
-                i = i.clamp(-bound, bound)
-            i = torch.round(i.mul_(1.0 / step))
+                i = i.clamp_(-bound, bound) if i.is_contiguous() else i.clamp(-bound, bound)
+            i = i.mul_(1.0 / step).round_() if i.is_contiguous() else torch.round(i * (1.0 / step))
             scale *= step
-        y = (i[0] if n_rt == 1 else i.sum(0)).mul_(scale)
-        self.reads += B
-        return y.squeeze(0) if squeeze else y
+        return (i[0] if n_rt == 1 else i.sum(0)).mul_(scale)
 
     __call__ = vmm
 

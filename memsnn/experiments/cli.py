@@ -98,6 +98,29 @@ def _cmd_export_maps(args: argparse.Namespace) -> int:
     return 0
 
 
+def _csv_list(text: str) -> tuple[str, ...]:
+    return tuple(s.strip() for s in text.split(",") if s.strip())
+
+
+def _cmd_exsitu(args: argparse.Namespace) -> int:
+    from .exsitu import ExSituConfig, run_exsitu
+    from .rundir import new_run_dir
+
+    fields = {"dataset": args.dataset, "epochs": args.epochs, "hidden": args.hidden, "num_steps": args.steps,
+              "seed": args.seed, "limit": args.limit}
+    if args.presets:
+        fields["presets"] = _csv_list(args.presets)
+    if args.methods:
+        fields["methods"] = _csv_list(args.methods)
+    cfg = ExSituConfig(**{k: v for k, v in fields.items() if v is not None})  # validates everything first
+    out = new_run_dir(args.out, f"exsitu-{cfg.dataset}")
+    print(f"run directory: {out}")
+    result = run_exsitu(cfg, out_dir=out, progress=not args.quiet)
+    print(f"digital test accuracy: {100 * result.digital_accuracy:.2f} %")
+    print(result.summary().to_string(index=False, float_format=lambda v: f"{v:.2f}"))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="memsnn", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -125,6 +148,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--at", type=float, help="export the conductances this many seconds after the saved time (drift)")
     p.add_argument("--overwrite", action="store_true", help="replace existing files")
     p.set_defaults(func=_cmd_export_maps)
+
+    p = sub.add_parser("exsitu", help="train an SNN digitally, program it onto crossbars, evaluate under drift")
+    p.add_argument("--dataset", default="digits", help="digits, iris, breast_cancer or fashion_mnist")
+    p.add_argument("--epochs", type=int, help="BPTT epochs (default 20)")
+    p.add_argument("--hidden", type=int, help="hidden neurons (default 128)")
+    p.add_argument("--steps", type=int, help="time steps (default 25)")
+    p.add_argument("--presets", help="comma-separated device presets (default ideal,srtio3,pcm,rram)")
+    p.add_argument("--methods", help="comma-separated programming methods (default write_verify,open_loop)")
+    p.add_argument("--limit", type=int, help="keep the first N training samples (quick runs)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default="runs", help="parent of the new run directory (default runs/)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=_cmd_exsitu)
     return parser
 
 

@@ -363,3 +363,14 @@ def test_absolute_read_noise_uses_the_window_and_input_norm():
     st = model.program(st, torch.full((20000,), 0.5 * window))  # away from the clip at 0 S
     r = model.read(st, generator=1)
     assert float(r.std()) == pytest.approx(0.03 * window, rel=0.03)
+
+
+def test_binary_fast_path_has_the_same_read_noise():
+    model = make_device("srtio3", step_std=0.0)
+    xbar, w = programmed(shape=(300, 8), tile=(128, 8), model=model, dtype=torch.float64)
+    x = (torch.rand(1, 300, dtype=torch.float64, generator=torch.Generator().manual_seed(0)) < 0.3).double()
+    xs = x.expand(6000, 300).contiguous()
+    slow, fast = xbar.vmm(xs), xbar.vmm(xs, binary=True)
+    torch.testing.assert_close(fast.mean(0), slow.mean(0), rtol=0, atol=float(5 * slow.std(0).max() / 6000**0.5))
+    torch.testing.assert_close(fast.std(0), slow.std(0), rtol=0.06, atol=0)
+    assert slow.std(0).min() > 0

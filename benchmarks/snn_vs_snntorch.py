@@ -1,0 +1,97 @@
+"""Spiking-network inference on crossbars (memsnn) vs snnTorch's digital ``Leaky`` network.
+
+Run:  .venv/bin/python benchmarks/snn_vs_snntorch.py [--batch 128] [--steps 50] [--threads 2]
+
+Both run a 784-512-10 fully connected SNN for T = 50 steps on a batch of 128 rate-coded inputs
+(the same spikes and the same trained-shape weights):
+
+- snnTorch: ``nn.Linear -> snn.Leaky -> nn.Linear -> snn.Leaky`` stepped through time, the way its
+  tutorials run it (float weights, no device).
+- memsnn: the same network with both synapse layers on ``srtio3`` crossbars (256x256 tiles), with
+  read noise (1 % per read and per input vector) and an 8-bit ADC and DAC per tile, programmed
+  directly from the weights. Twice: with the preset's read noise relative to each device's
+  conductance (its variance needs a second GEMM, fused into the first for spike inputs) and with
+  ``read_noise_type="absolute"`` (1 % of the window; the variance follows from the input's norm).
+
+Times are medians of alternating calls under ``torch.no_grad()``; the ratio is memsnn / snnTorch
+(the target is at most 2). The memsnn digital network (float weights) is shown for reference.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+from torch import nn
+
+
+def build_snntorch(w1: torch.Tensor, w2: torch.Tensor, beta: float):
+    import snntorch as snn
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc1, self.fc2 = nn.Linear(784, 512, bias=False), nn.Linear(512, 10, bias=False)
+            with torch.no_grad():
+                self.fc1.weight.copy_(w1.t())
+                self.fc2.weight.copy_(w2.t())
+            self.lif1, self.lif2 = snn.Leaky(beta=beta), snn.Leaky(beta=beta)
+
+        def forward(self, x):
+            mem1, mem2 = self.lif1.init_leaky(), self.lif2.init_leaky()
+            out = []
+            for t in range(x.shape[0]):
+                spk1, mem1 = self.lif1(self.fc1(x[t]), mem1)
+                spk2, mem2 = self.lif2(self.fc2(spk1), mem2)
+                out.append(spk2)
+            return torch.stack(out)
+
+    return Net()
+
+
+def main() -> None:
+    from memsnn.crossbar import CrossbarParams, PeripheryParams
+    from memsnn.crossbar.network import SpikingNetwork
+    from memsnn.crossbar.neurons import LIFParams
+    from memsnn.device_models import make_device
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--batch", type=int, default=128)
+    ap.add_argument("--steps", type=int, default=50)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--repeats", type=int, default=7)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    beta = 0.9
+    digital = SpikingNetwork([784, 512, 10], neuron=LIFParams(beta=beta), seed=0)
+    w1, w2 = digital.weights()
+    ref = build_snntorch(w1, w2, beta)
+    kw = dict(method="direct", params=CrossbarParams(tile_rows=256, tile_cols=256),
+              periphery=PeripheryParams(dac_bits=8, adc_bits=8, adc_bound=12.0))
+    xnet, _ = digital.to_crossbars("srtio3", **kw)
+    xnet_abs, _ = digital.to_crossbars(make_device("srtio3", read_noise_type="absolute"), **kw)
+    x = (torch.rand(args.steps, args.batch, 784, generator=torch.Generator().manual_seed(0)) < 0.2).float()
+    runs = {"snnTorch Leaky (digital)": lambda: ref(x), "memsnn digital": lambda: digital(x),
+            "memsnn srtio3, relative noise": lambda: xnet(x),
+            "memsnn srtio3, absolute noise": lambda: xnet_abs(x)}
+    times = {k: [] for k in runs}
+    with torch.no_grad():
+        for f in runs.values():
+            f()
+        for _ in range(args.repeats):
+            for k, f in runs.items():
+                t = time.perf_counter()
+                f()
+                times[k].append(time.perf_counter() - t)
+    base = statistics.median(times["snnTorch Leaky (digital)"])
+    print(f"784-512-10, T={args.steps}, batch {args.batch}, {args.threads} threads, CPU, torch {torch.__version__}")
+    print(f"{'network':32s} {'time':>10s} {'vs snnTorch':>12s}")
+    for k, v in times.items():
+        m = statistics.median(v)
+        print(f"{k:32s} {m * 1e3:8.1f}ms {m / base:11.2f}x")
+
+
+if __name__ == "__main__":
+    main()

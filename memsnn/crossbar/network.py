@@ -1,0 +1,235 @@
+"""Feed-forward spiking networks whose synapses are float weights or crossbars.
+
+A :class:`SpikingNetwork` is a stack of synapse layers (``nn.Linear`` for the digital network,
+:class:`~memsnn.crossbar.layers.CrossbarLinear` for the analog one) each followed by LIF neurons
+(:mod:`memsnn.crossbar.neurons`). Input spikes ``[T, B, N_in]`` drive the first layer; the output
+layer's spikes are counted for classification (``readout="count"``), or its membrane, integrated
+without spiking, is averaged over time (``readout="membrane"``).
+
+Because the network is feed-forward, each layer is run for all ``T`` steps before the next: its
+synaptic currents come from one VMM of the whole ``[T * B, N]`` spike tensor (one crossbar read
+per input vector, read noise drawn independently for each), then the neurons step through time.
+This is exactly the step-by-step computation, in a different loop order.
+
+``record=True`` keeps, per layer, what local learning rules need (:class:`LayerRecord`): the
+layer's input (pre) and output (post) spikes, from which first-spike times and exponential
+pre/post traces follow.
+
+``to_crossbars(preset, ...)`` is ex-situ transfer: a copy of the network whose synapses are
+crossbars programmed (open loop, write-verify or direct) with the trained float weights; the same
+network on the ``ideal`` preset is the digital reference computed through the crossbar path.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import torch
+from torch import nn
+
+from .array import Crossbar
+from .layers import CrossbarLinear
+from .neurons import LIFParams, LIFState, exponential_trace, first_spike_times, lif_step
+
+__all__ = ["SpikingNetwork", "NetworkOutput", "LayerRecord", "READOUTS"]
+
+Tensor = torch.Tensor
+READOUTS = ("count", "membrane")
+
+
+@dataclass
+class LayerRecord:
+    """What one layer did during a run: ``pre`` ``[T, B, N_in]`` and ``post`` ``[T, B, N_out]``
+    spikes (float 0/1), and the synaptic ``current`` ``[T, B, N_out]`` (weight units)."""
+
+    pre: Tensor
+    post: Tensor
+    current: Tensor
+
+    def first_spike_times(self, which: str = "post") -> Tensor:
+        """First-spike step ``[B, N]`` of the layer's output (``"post"``) or input (``"pre"``); ``T`` if silent."""
+        return first_spike_times(self.post if which == "post" else self.pre)
+
+    def traces(self, tau_pre: float, tau_post: float) -> tuple[Tensor, Tensor]:
+        """Exponential pre and post traces ``[T, B, N]`` with time constants in steps."""
+        return exponential_trace(self.pre, tau_pre), exponential_trace(self.post, tau_post)
+
+
+@dataclass
+class NetworkOutput:
+    """Result of a run. ``spikes`` / ``membrane``: the output layer over time ``[T, B, C]``."""
+
+    spikes: Tensor
+    membrane: Tensor
+    readout: str
+    records: list[LayerRecord] = field(default_factory=list)
+
+    @property
+    def counts(self) -> Tensor:
+        """Output spike counts ``[B, C]``."""
+        return self.spikes.sum(0)
+
+    @property
+    def logits(self) -> Tensor:
+        """Class scores ``[B, C]``: spike counts, or the time-averaged membrane."""
+        return self.counts if self.readout == "count" else self.membrane.mean(0)
+
+    def predictions(self) -> Tensor:
+        """Predicted class per sample ``[B]``; count ties are broken by the membrane."""
+        if self.readout == "membrane":
+            return self.logits.argmax(1)
+        return (self.counts + 1e-3 * torch.tanh(self.membrane.mean(0))).argmax(1)
+
+
+class SpikingNetwork(nn.Module):
+    """Feed-forward SNN; see the module docstring.
+
+    Args:
+        sizes: layer widths ``[n_in, n_hidden..., n_out]``.
+        neuron: LIF parameters for every layer, or one per synapse layer.
+        synapses: the synapse modules (default: ``nn.Linear(in, out, bias=False)``, float weights).
+        readout: ``"count"`` (output spikes) or ``"membrane"`` (non-spiking output integrator).
+        seed: initialises the default float weights deterministically.
+    """
+
+    def __init__(
+        self,
+        sizes: Sequence[int],
+        *,
+        neuron: LIFParams | Sequence[LIFParams] | None = None,
+        synapses: Sequence[nn.Module] | None = None,
+        readout: str = "count",
+        seed: int = 0,
+    ):
+        super().__init__()
+        sizes = list(sizes)
+        if len(sizes) < 2 or any(not isinstance(s, int) or isinstance(s, bool) or s < 1 for s in sizes):
+            raise ValueError(f"sizes={sizes!r} must be at least two positive integers [n_in, ..., n_out]")
+        if readout not in READOUTS:
+            raise ValueError(f"readout={readout!r} is not allowed: use one of {', '.join(map(repr, READOUTS))}")
+        n_syn = len(sizes) - 1
+        if neuron is None or isinstance(neuron, LIFParams):
+            neurons = [neuron or LIFParams()] * n_syn
+        else:
+            neurons = list(neuron)
+            if len(neurons) != n_syn:
+                raise ValueError(f"got {len(neurons)} neuron parameter sets for {n_syn} layers")
+        if synapses is None:
+            gen = torch.Generator().manual_seed(seed)
+            synapses = []
+            for a, b in zip(sizes[:-1], sizes[1:]):
+                lin = nn.Linear(a, b, bias=False)
+                bound = 1.0 / a**0.5
+                with torch.no_grad():
+                    lin.weight.uniform_(-bound, bound, generator=gen)
+                synapses.append(lin)
+        synapses = list(synapses)
+        if len(synapses) != n_syn:
+            raise ValueError(f"got {len(synapses)} synapse layers for sizes {sizes}")
+        for i, (syn, a, b) in enumerate(zip(synapses, sizes[:-1], sizes[1:])):
+            shape = (getattr(syn, "in_features", None), getattr(syn, "out_features", None))
+            if shape != (a, b):
+                raise ValueError(f"synapse layer {i} maps {shape[0]} -> {shape[1]}, expected {a} -> {b}")
+        for syn in synapses:  # every layer of a spiking network reads spikes
+            if isinstance(syn, CrossbarLinear):
+                syn.binary_inputs = True
+        self.sizes = sizes
+        self.neurons = neurons
+        self.readout = readout
+        self.synapses = nn.ModuleList(synapses)
+
+    # ------------------------------------------------------------------------------------------------
+    def forward(self, x: Tensor, *, record: bool = False) -> NetworkOutput:
+        """Run input spikes ``x`` ``[T, B, n_in]``; returns the output layer over time."""
+        if not isinstance(x, torch.Tensor) or x.dim() != 3 or x.shape[2] != self.sizes[0]:
+            raise ValueError(f"input spikes have shape {tuple(getattr(x, 'shape', ()))}, expected [T, B, {self.sizes[0]}]")
+        T, B, _ = x.shape
+        records: list[LayerRecord] = []
+        h = x
+        n = len(self.synapses)
+        for i, (syn, p) in enumerate(zip(self.synapses, self.neurons)):
+            dtype = _module_dtype(syn)
+            cur = syn(h.reshape(T * B, -1).to(dtype)).reshape(T, B, -1)
+            last = i == n - 1
+            if last and self.readout == "membrane":
+                spikes, mem = torch.zeros_like(cur), _leaky_integrate(cur, p.beta)
+            else:
+                spikes, mem = _run_lif(cur, p)
+            if record:
+                records.append(LayerRecord(pre=h.detach(), post=spikes.detach(), current=cur.detach()))
+            h = spikes
+        return NetworkOutput(spikes=spikes, membrane=mem, readout=self.readout, records=records)
+
+    # ------------------------------------------------------------------------------------------------
+    def weights(self) -> list[Tensor]:
+        """Each layer's weights ``[in, out]`` (float weights, or the crossbar's effective weights)."""
+        out = []
+        for syn in self.synapses:
+            if isinstance(syn, CrossbarLinear):
+                out.append(syn.effective_weight())
+            else:
+                out.append(syn.weight.detach().t())
+        return out
+
+    def crossbars(self) -> list[Crossbar]:
+        return [syn.crossbar for syn in self.synapses if isinstance(syn, CrossbarLinear)]
+
+    def advance(self, seconds: float) -> "SpikingNetwork":
+        """Let ``seconds`` pass on every crossbar (drift, relaxation)."""
+        for xbar in self.crossbars():
+            xbar.advance(seconds)
+        return self
+
+    def to_crossbars(
+        self,
+        model: Any = "srtio3",
+        *,
+        method: str = "write_verify",
+        compensate_drift: bool = False,
+        seed: int = 0,
+        program_kwargs: dict | None = None,
+        **crossbar_kwargs: Any,
+    ) -> tuple["SpikingNetwork", list]:
+        """Ex-situ transfer: a copy whose synapses are crossbars programmed with this network's
+        weights (each layer's ``scale`` = its largest |weight|). Returns ``(network, reports)``."""
+        layers, reports = [], []
+        for i, (syn, w) in enumerate(zip(self.synapses, self.weights())):
+            bias = getattr(syn, "bias", None)
+            layer, rep = CrossbarLinear.from_weight(
+                w.float(), model, method=method, bias=None if bias is None else bias.detach(),
+                compensate_drift=compensate_drift, seed=seed + i, program_kwargs=program_kwargs, **crossbar_kwargs,
+            )
+            layers.append(layer)
+            reports.append(rep)
+        net = SpikingNetwork(self.sizes, neuron=self.neurons, synapses=layers, readout=self.readout)
+        return net, reports
+
+
+def _module_dtype(module: nn.Module) -> torch.dtype:
+    if isinstance(module, CrossbarLinear):
+        return module.crossbar.dtype
+    for t in module.parameters():
+        return t.dtype
+    return torch.float32
+
+
+def _run_lif(cur: Tensor, p: LIFParams) -> tuple[Tensor, Tensor]:
+    """LIF over ``[T, B, N]`` currents; returns spikes and the membrane after reset."""
+    state: LIFState | None = None
+    spikes, mems = [], []
+    for t in range(cur.shape[0]):
+        s, state = lif_step(cur[t], state, p, check=False)
+        spikes.append(s)
+        mems.append(state.v)
+    return torch.stack(spikes), torch.stack(mems)
+
+
+def _leaky_integrate(cur: Tensor, beta: float) -> Tensor:
+    """Non-spiking output integrator: ``v[t] = beta * v[t-1] + I[t]`` over ``[T, B, N]``."""
+    v = torch.zeros_like(cur[0])
+    out = []
+    for t in range(cur.shape[0]):
+        v = beta * v + cur[t]
+        out.append(v)
+    return torch.stack(out)

@@ -1,0 +1,474 @@
+"""Datasets for the spiking networks: deterministic splits, scaling fitted on the training split.
+
+Nothing is ever downloaded. The sources are
+
+- ``"digits"``, ``"iris"``, ``"breast_cancer"``: scikit-learn's bundled copies;
+- ``"fashion_mnist"``: the four IDX files in :data:`FASHION_MNIST_DIR` (Debian's package
+  ``dataset-fashion-mnist``) or in a directory given as ``path``;
+- ``"csv"``: any CSV file with a label column.
+
+Every loader returns a :class:`Dataset` of float32 features ``[N, F]`` and int64 labels ``[N]``.
+The features are scaled with statistics of the training split only and the test split is
+transformed with those same statistics, so no information leaks from the test split (test
+features may therefore leave ``[0, 1]``).
+
+Example::
+
+    ds = load_dataset("digits", seed=1)          # 1347 train / 450 test, 64 features in [0, 1]
+    ds = load_dataset("fashion_mnist", limit=6000)  # first 6000 train / first 1000 test images
+    ds = load_dataset("csv", path="data.csv", label_column="species")
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import numbers
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from memsnn.experiments.idx import read_idx
+
+__all__ = [
+    "Dataset",
+    "load_dataset",
+    "dataset_names",
+    "FASHION_MNIST_DIR",
+    "FASHION_MNIST_CLASSES",
+    "SCALINGS",
+]
+
+#: Where Debian's package ``dataset-fashion-mnist`` installs the Fashion-MNIST IDX files.
+FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
+
+#: Fashion-MNIST class names, index = label.
+FASHION_MNIST_CLASSES = [
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+]
+
+#: Allowed values of ``scaling``.
+SCALINGS = ("minmax", "standard", "none")
+
+_SKLEARN = ("digits", "iris", "breast_cancer")
+_NAMES = (*_SKLEARN, "fashion_mnist", "csv")
+_FASHION_FILES = {
+    "x_train": "train-images-idx3-ubyte",
+    "y_train": "train-labels-idx1-ubyte",
+    "x_test": "t10k-images-idx3-ubyte",
+    "y_test": "t10k-labels-idx1-ubyte",
+}
+
+
+@dataclass
+class Dataset:
+    """A classification dataset split into training and test sets.
+
+    Features are ``[N, F]`` float32 (one sample per row), labels ``[N]`` int64 class indices
+    ``0 .. n_classes - 1``. The scaling was fitted on the training split only.
+    """
+
+    name: str
+    """Dataset name as passed to :func:`load_dataset` (``"digits"``, ``"csv"``, ...)."""
+    x_train: torch.Tensor
+    """``[N_train, F]`` float32 training features, scaled (``[0, 1]`` for ``minmax``)."""
+    y_train: torch.Tensor
+    """``[N_train]`` int64 training labels."""
+    x_test: torch.Tensor
+    """``[N_test, F]`` float32 test features, scaled with the training statistics."""
+    y_test: torch.Tensor
+    """``[N_test]`` int64 test labels."""
+    classes: list[str]
+    """Class names; ``classes[k]`` is the name of label ``k``."""
+    feature_names: list[str] | None = None
+    """One name per feature column, or None (images)."""
+    image_shape: tuple[int, int] | None = None
+    """``(height, width)`` when each sample is a flattened image, else None."""
+    source: str | None = None
+    """The file or directory read (None for scikit-learn's bundled data)."""
+
+    def __post_init__(self) -> None:
+        problems = []
+        for split in ("train", "test"):
+            x, y = getattr(self, f"x_{split}"), getattr(self, f"y_{split}")
+            if not isinstance(x, torch.Tensor) or x.ndim != 2 or x.dtype != torch.float32:
+                problems.append(f"x_{split} must be a 2-D float32 tensor [N, F], got {_describe_tensor(x)}")
+            if not isinstance(y, torch.Tensor) or y.ndim != 1 or y.dtype != torch.int64:
+                problems.append(f"y_{split} must be a 1-D int64 tensor [N], got {_describe_tensor(y)}")
+            elif isinstance(x, torch.Tensor) and x.ndim >= 1 and x.shape[0] != y.shape[0]:
+                problems.append(f"x_{split} has {x.shape[0]} samples but y_{split} has {y.shape[0]}")
+        if not problems:
+            if self.x_train.shape[1] != self.x_test.shape[1]:
+                problems.append(
+                    f"x_train has {self.x_train.shape[1]} features but x_test has {self.x_test.shape[1]}"
+                )
+            for split in ("train", "test"):
+                y = getattr(self, f"y_{split}")
+                if y.numel() and (int(y.min()) < 0 or int(y.max()) >= len(self.classes)):
+                    problems.append(
+                        f"y_{split} holds labels {int(y.min())}..{int(y.max())}, allowed "
+                        f"0..{len(self.classes) - 1} for {len(self.classes)} classes"
+                    )
+            if self.feature_names is not None and len(self.feature_names) != self.x_train.shape[1]:
+                problems.append(
+                    f"{len(self.feature_names)} feature_names for {self.x_train.shape[1]} features"
+                )
+            if self.image_shape is not None and math.prod(self.image_shape) != self.x_train.shape[1]:
+                problems.append(
+                    f"image_shape {self.image_shape} does not match {self.x_train.shape[1]} features"
+                )
+        if problems:
+            raise ValueError(f"invalid Dataset {self.name!r}: " + "; ".join(problems))
+
+    @property
+    def n_features(self) -> int:
+        """Number of input features F."""
+        return int(self.x_train.shape[1])
+
+    @property
+    def n_classes(self) -> int:
+        """Number of classes C."""
+        return len(self.classes)
+
+    def describe(self) -> dict:
+        """Sizes and class balance as plain Python values (for tables and logs)."""
+        train_counts = torch.bincount(self.y_train, minlength=self.n_classes).tolist()
+        test_counts = torch.bincount(self.y_test, minlength=self.n_classes).tolist()
+        return {
+            "name": self.name,
+            "n_train": int(self.x_train.shape[0]),
+            "n_test": int(self.x_test.shape[0]),
+            "n_features": self.n_features,
+            "n_classes": self.n_classes,
+            "image_shape": self.image_shape,
+            "source": self.source,
+            "classes": list(self.classes),
+            "train_counts": dict(zip(self.classes, train_counts)),
+            "test_counts": dict(zip(self.classes, test_counts)),
+            "train_fractions": {
+                c: n / max(1, self.x_train.shape[0]) for c, n in zip(self.classes, train_counts)
+            },
+            "test_fractions": {
+                c: n / max(1, self.x_test.shape[0]) for c, n in zip(self.classes, test_counts)
+            },
+        }
+
+
+def _describe_tensor(t) -> str:
+    if isinstance(t, torch.Tensor):
+        return f"{t.dtype} tensor of shape {tuple(t.shape)}"
+    return type(t).__name__
+
+
+def dataset_names() -> list[str]:
+    """Names accepted by :func:`load_dataset`."""
+    return list(_NAMES)
+
+
+# -- argument validation --------------------------------------------------------------------
+
+
+def _check_name(name) -> str:
+    if not isinstance(name, str):
+        raise TypeError(f"dataset name must be a string, got {type(name).__name__} {name!r}")
+    if name in _NAMES:
+        return name
+    lowered = {n.lower(): n for n in _NAMES}
+    close = difflib.get_close_matches(name.lower().replace("-", "_"), list(lowered), n=1, cutoff=0.4)
+    hint = f"; did you mean {lowered[close[0]]!r}?" if close else ""
+    raise ValueError(f"unknown dataset {name!r}{hint} (valid: {', '.join(_NAMES)})")
+
+
+def _check_args(name, seed, test_fraction, scaling, path, label_column, limit) -> str:
+    name = _check_name(name)
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not 0 <= seed < 2**32:
+        raise ValueError(f"seed={seed!r} is not allowed: must be an integer in [0, 2**32)")
+    if (
+        isinstance(test_fraction, bool)
+        or not isinstance(test_fraction, numbers.Real)
+        or not math.isfinite(test_fraction)
+        or not 0.0 < test_fraction < 1.0
+    ):
+        raise ValueError(f"test_fraction={test_fraction!r} is not allowed: must be a number in (0, 1)")
+    if scaling not in SCALINGS:
+        raise ValueError(f"scaling={scaling!r} is not allowed: must be one of {', '.join(map(repr, SCALINGS))}")
+    if limit is not None and (
+        isinstance(limit, bool) or not isinstance(limit, numbers.Integral) or limit < 1
+    ):
+        raise ValueError(f"limit={limit!r} is not allowed: must be an integer >= 1 or None")
+    if path is not None and not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"path must be a string or path, got {type(path).__name__} {path!r}")
+    if name in _SKLEARN and path is not None:
+        raise ValueError(
+            f"path={str(path)!r} is not used by dataset {name!r} (scikit-learn's bundled copy); "
+            "path is for 'fashion_mnist' (a directory) and 'csv' (a file)"
+        )
+    if name != "csv" and label_column is not None:
+        raise ValueError(f"label_column={label_column!r} is only used by dataset 'csv', not {name!r}")
+    if name == "csv":
+        if path is None:
+            raise ValueError("dataset 'csv' needs path= (the CSV file to read)")
+        if label_column is None:
+            raise ValueError("dataset 'csv' needs label_column= (the name of the column holding the class labels)")
+        if not isinstance(label_column, str):
+            raise TypeError(f"label_column must be a string, got {type(label_column).__name__} {label_column!r}")
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"CSV file {str(path)!r} does not exist or is not a file")
+    return name
+
+
+# -- public entry point -----------------------------------------------------------------------
+
+
+def load_dataset(
+    name: str,
+    *,
+    seed: int = 0,
+    test_fraction: float = 0.25,
+    scaling: str = "minmax",
+    path: str | os.PathLike | None = None,
+    label_column: str | None = None,
+    limit: int | None = None,
+) -> Dataset:
+    """Load a dataset, split it into training and test sets and scale its features.
+
+    Args:
+        name: one of :func:`dataset_names`: ``"digits"`` (1797 x 64, 10 classes, 8x8 images),
+            ``"iris"`` (150 x 4, 3 classes), ``"breast_cancer"`` (569 x 30, 2 classes),
+            ``"fashion_mnist"`` (60000 + 10000 x 784, 10 classes, 28x28 images) or ``"csv"``.
+        seed: seed of the stratified train/test split (integer in [0, 2**32)); the same seed gives
+            the same split. Not used by ``fashion_mnist``, whose split is the official one.
+        test_fraction: fraction of the samples in the test split, in (0, 1). Ignored by
+            ``fashion_mnist`` (official split).
+        scaling: ``"minmax"`` - per feature to [0, 1] on the training split (constant features
+            map to 0); ``"standard"`` - per feature zero mean and unit variance on the training
+            split (constant features map to 0); ``"none"`` - raw values as float32.
+            The test split is transformed with the training statistics.
+        path: ``fashion_mnist``: directory with the four IDX files, plain or ``.gz``
+            (default :data:`FASHION_MNIST_DIR`). ``csv``: the CSV file (required).
+            Not allowed for the scikit-learn datasets.
+        label_column: ``csv`` only (required there): the column with the class labels. Labels may
+            be strings or numbers; they map to ``0 .. C-1`` in sorted order (numeric order for a
+            numeric column) and ``classes`` keeps the original labels as strings. Every other
+            column is a feature and must be numeric and free of NaN / infinities.
+        limit: quick runs: keep only the first ``limit`` training samples and the first
+            ``max(1, limit // 6)`` test samples (the 6:1 ratio of Fashion-MNIST's 60000:10000).
+            For ``fashion_mnist`` these are the first samples of the official files (not
+            stratified; the files are well mixed). For the other datasets the cut is taken from
+            the already shuffled stratified split. The scaling is fitted on the kept training
+            samples.
+
+    Returns:
+        A :class:`Dataset`.
+
+    Raises:
+        ValueError / TypeError: a bad argument (checked before anything is loaded), or bad data.
+        FileNotFoundError: the Fashion-MNIST files or the CSV file are missing.
+    """
+    name = _check_args(name, seed, test_fraction, scaling, path, label_column, limit)
+    if name == "fashion_mnist":
+        directory = Path(path) if path is not None else Path(FASHION_MNIST_DIR)
+        x_tr, y_tr, x_te, y_te = _read_fashion_mnist(directory, limit)
+        meta = dict(
+            classes=list(FASHION_MNIST_CLASSES),
+            feature_names=None,
+            image_shape=(28, 28),
+            source=str(directory),
+        )
+    else:
+        if name == "csv":
+            x, y, meta = _read_csv(Path(path), label_column)
+        else:
+            x, y, meta = _read_sklearn(name)
+        x_tr, x_te, y_tr, y_te = _split(name, x, y, seed, test_fraction)
+        if limit is not None:
+            x_tr, y_tr = x_tr[:limit], y_tr[:limit]
+            x_te, y_te = x_te[: max(1, limit // 6)], y_te[: max(1, limit // 6)]
+    x_tr, x_te = _scale(x_tr, x_te, scaling)
+    return Dataset(
+        name=name,
+        x_train=torch.from_numpy(np.ascontiguousarray(x_tr, dtype=np.float32)),
+        y_train=torch.from_numpy(np.ascontiguousarray(y_tr, dtype=np.int64)),
+        x_test=torch.from_numpy(np.ascontiguousarray(x_te, dtype=np.float32)),
+        y_test=torch.from_numpy(np.ascontiguousarray(y_te, dtype=np.int64)),
+        **meta,
+    )
+
+
+# -- sources ----------------------------------------------------------------------------------
+
+
+def _read_sklearn(name: str):
+    from sklearn import datasets as skd
+
+    loader = {
+        "digits": skd.load_digits,
+        "iris": skd.load_iris,
+        "breast_cancer": skd.load_breast_cancer,
+    }[name]
+    bunch = loader()
+    meta = dict(
+        classes=[str(c) for c in bunch.target_names],
+        feature_names=[str(f) for f in bunch.feature_names],
+        image_shape=(8, 8) if name == "digits" else None,
+        source=None,
+    )
+    return np.asarray(bunch.data, dtype=np.float64), np.asarray(bunch.target, dtype=np.int64), meta
+
+
+def _fashion_file(directory: Path, stem: str) -> Path | None:
+    for candidate in (directory / stem, directory / f"{stem}.gz"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _read_fashion_mnist(directory: Path, limit: int | None):
+    files = {key: _fashion_file(directory, stem) for key, stem in _FASHION_FILES.items()}
+    missing = [f"{stem}[.gz]" for key, stem in _FASHION_FILES.items() if files[key] is None]
+    if missing:
+        where = "does not exist" if not directory.is_dir() else f"lacks {', '.join(missing)}"
+        raise FileNotFoundError(
+            f"Fashion-MNIST not found: directory {str(directory)!r} {where}. "
+            f"Debian's package dataset-fashion-mnist provides the files in {FASHION_MNIST_DIR} "
+            "(apt-get install dataset-fashion-mnist), or pass path= a directory holding "
+            + ", ".join(f"{s}[.gz]" for s in _FASHION_FILES.values())
+        )
+    arrays = {key: read_idx(p) for key, p in files.items()}
+    for split in ("train", "test"):
+        x, y = arrays[f"x_{split}"], arrays[f"y_{split}"]
+        xf, yf = files[f"x_{split}"], files[f"y_{split}"]
+        if x.dtype != np.uint8 or x.ndim != 3 or x.shape[1:] != (28, 28):
+            raise ValueError(f"{xf}: expected uint8 images of shape [N, 28, 28], found {x.dtype} {x.shape}")
+        if y.dtype != np.uint8 or y.ndim != 1:
+            raise ValueError(f"{yf}: expected uint8 labels of shape [N], found {y.dtype} {y.shape}")
+        if x.shape[0] != y.shape[0]:
+            raise ValueError(f"{xf} holds {x.shape[0]} images but {yf} holds {y.shape[0]} labels")
+        if y.size and y.max() >= len(FASHION_MNIST_CLASSES):
+            raise ValueError(f"{yf}: label {int(y.max())} outside 0..{len(FASHION_MNIST_CLASSES) - 1}")
+    x_tr, y_tr = arrays["x_train"], arrays["y_train"]
+    x_te, y_te = arrays["x_test"], arrays["y_test"]
+    if limit is not None:
+        n_test = max(1, limit // 6)
+        x_tr, y_tr, x_te, y_te = x_tr[:limit], y_tr[:limit], x_te[:n_test], y_te[:n_test]
+    # uint8 pixels are exact in float32; scaling in float32 keeps the 60000 x 784 copy small
+    return (
+        x_tr.reshape(len(x_tr), -1).astype(np.float32),
+        y_tr.astype(np.int64),
+        x_te.reshape(len(x_te), -1).astype(np.float32),
+        y_te.astype(np.int64),
+    )
+
+
+def _read_csv(path: Path, label_column: str):
+    import pandas as pd
+
+    try:
+        df = pd.read_csv(path)
+    except pd.errors.EmptyDataError:
+        raise ValueError(f"CSV file {str(path)!r} is empty") from None
+    columns = [str(c) for c in df.columns]
+    df.columns = columns
+    if label_column not in columns:
+        close = difflib.get_close_matches(label_column, columns, n=1, cutoff=0.5)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise ValueError(
+            f"label_column {label_column!r} is not a column of {str(path)!r}{hint} "
+            f"(columns: {', '.join(map(repr, columns))})"
+        )
+    if len(df) == 0:
+        raise ValueError(f"CSV file {str(path)!r} has a header but no data rows")
+    feature_cols = [c for c in columns if c != label_column]
+    if not feature_cols:
+        raise ValueError(f"CSV file {str(path)!r} has no feature columns besides label column {label_column!r}")
+
+    def where(row: int) -> str:  # row = 0-based data row; +2 for the header and 1-based lines
+        return f"row {row + 1} (line {row + 2} of {str(path)!r})"
+
+    labels = df[label_column]
+    bad = np.flatnonzero(labels.isna().to_numpy())
+    if bad.size:
+        raise ValueError(f"label column {label_column!r} is missing / NaN at {where(int(bad[0]))}")
+
+    features = np.empty((len(df), len(feature_cols)), dtype=np.float64)
+    for j, col in enumerate(feature_cols):
+        series = df[col]
+        if pd.api.types.is_bool_dtype(series) or not pd.api.types.is_numeric_dtype(series):
+            numeric = pd.to_numeric(series, errors="coerce")
+            bad = np.flatnonzero((numeric.isna() & series.notna()).to_numpy())
+            if bad.size:
+                row = int(bad[0])
+                raise ValueError(
+                    f"feature column {col!r} is not numeric: value {series.iloc[row]!r} at {where(row)}"
+                )
+            series = numeric
+        values = series.to_numpy(dtype=np.float64, na_value=np.nan)
+        bad = np.flatnonzero(~np.isfinite(values))
+        if bad.size:
+            row = int(bad[0])
+            what = "missing / NaN" if np.isnan(values[row]) else f"not finite ({values[row]})"
+            raise ValueError(f"feature column {col!r} is {what} at {where(row)}")
+        features[:, j] = values
+
+    if pd.api.types.is_numeric_dtype(labels) and not pd.api.types.is_bool_dtype(labels):
+        raw = labels.to_numpy()
+        if np.issubdtype(raw.dtype, np.floating) and np.all(raw == np.round(raw)):
+            raw = raw.astype(np.int64)  # "1.0" -> class "1"
+    else:
+        raw = labels.astype(str).to_numpy(dtype=object)
+    uniq, y = np.unique(raw, return_inverse=True)
+    if len(uniq) < 2:
+        raise ValueError(
+            f"label column {label_column!r} of {str(path)!r} has {len(uniq)} distinct value(s); "
+            "a classification dataset needs at least 2 classes"
+        )
+    meta = dict(
+        classes=[str(u) for u in uniq],
+        feature_names=feature_cols,
+        image_shape=None,
+        source=str(path),
+    )
+    return features, y.astype(np.int64).reshape(-1), meta
+
+
+# -- split and scaling ------------------------------------------------------------------------
+
+
+def _split(name: str, x: np.ndarray, y: np.ndarray, seed: int, test_fraction: float):
+    from sklearn.model_selection import train_test_split
+
+    try:
+        return train_test_split(x, y, test_size=test_fraction, stratify=y, random_state=int(seed))
+    except ValueError as exc:
+        counts = np.bincount(y)
+        raise ValueError(
+            f"dataset {name!r}: cannot make a stratified split of {len(y)} samples with "
+            f"test_fraction={test_fraction!r} (smallest class has {counts.min()} samples, "
+            f"{len(counts)} classes): {exc}"
+        ) from None
+
+
+def _scale(x_train: np.ndarray, x_test: np.ndarray, scaling: str):
+    if scaling == "none":
+        return x_train, x_test
+    from sklearn.preprocessing import MinMaxScaler, StandardScaler
+
+    scaler = MinMaxScaler() if scaling == "minmax" else StandardScaler()
+    x_train_s = scaler.fit_transform(x_train)
+    x_test_s = scaler.transform(x_test) if len(x_test) else x_test
+    if scaling == "minmax":
+        # mathematically in [0, 1]; clipping removes only float rounding (e.g. 1.0000001)
+        np.clip(x_train_s, 0.0, 1.0, out=x_train_s)
+    return x_train_s, x_test_s
