@@ -65,7 +65,8 @@ class CrossbarParams(Params):
 
     _owner = "crossbar"
 
-    mapping: str = param("differential", check=None, choices=MAPPINGS, doc="weight mapping: device pair or single device + reference column")
+    mapping: str = param("differential", check=None, choices=MAPPINGS, doc="weight mapping: device pair, or one device + reference column (signed, or unipolar >= 0)")
+    pair_mode: str = param("one_sided", check=None, choices=("one_sided", "balanced"), doc="differential pair written from g_min (SET-only) or around the window middle (bipolar)")
     tile_rows: int = param(256, unit="1", check="int>=1", doc="rows (inputs) per tile")
     tile_cols: int = param(256, unit="1", check="int>=1", doc="columns (outputs) per tile")
     ir_drop: str = param("none", check=None, choices=("none", "approx", "exact"), doc="IR-drop model")
@@ -133,10 +134,11 @@ class Crossbar:
         self.plus = self.model.init_state(shape, device=self.device, dtype=dtype, generator=self.generator)
         if self.params.mapping == "differential":
             self.minus = self.model.init_state(shape, device=self.device, dtype=dtype, generator=self.generator)
-        else:  # one reference column per column tile, programmed to the window's middle
+        else:  # one reference column per column tile: the window's middle (signed) or g_min (unipolar)
             ref = self.model.init_state((in_features, self.n_tiles[1]), device=self.device, dtype=dtype, generator=self.generator)
             p = self.model.params
-            self.minus = self.model.program(ref, torch.full(ref.shape, (p.g_min + p.g_max) / 2, dtype=dtype, device=self.device), generator=self.generator)
+            g_ref = (p.g_min + p.g_max) / 2 if self.params.mapping == "reference" else p.g_min
+            self.minus = self.model.program(ref, torch.full(ref.shape, g_ref, dtype=dtype, device=self.device), generator=self.generator)
 
     # ------------------------------------------------------------------------------------------------
     # geometry
@@ -175,7 +177,7 @@ class Crossbar:
     @property
     def _w_norm(self) -> float:
         window = self.model.params.window
-        return window if self.params.mapping == "differential" else window / 2
+        return window / 2 if self.params.mapping == "reference" else window
 
     # ------------------------------------------------------------------------------------------------
     # conductances and weights
@@ -191,7 +193,7 @@ class Crossbar:
         """
         gp = self.model.conductance(self.plus, at)
         gm = self.model.conductance(self.minus, at)
-        if self.params.mapping == "reference":
+        if self.params.mapping != "differential":
             gm = self._expand_ref(gm)
         return gp, gm
 
@@ -205,7 +207,8 @@ class Crossbar:
         """Conductance targets for weights ``w`` ``[in, out]`` under this crossbar's mapping."""
         w = self._check_matrix("w", w)
         p = self.model.params
-        return weights_to_conductances(w, scale=self.scale, g_min=p.g_min, g_max=p.g_max, mapping=self.params.mapping)
+        return weights_to_conductances(w, scale=self.scale, g_min=p.g_min, g_max=p.g_max, mapping=self.params.mapping,
+                                       balanced=self.params.pair_mode == "balanced")
 
     def _check_matrix(self, name: str, w: Any) -> Tensor:
         if not isinstance(w, torch.Tensor):
@@ -246,7 +249,7 @@ class Crossbar:
         cache["gdiff0"] = cache["gdiff"][0]
         var = None
         minus_g = gm if p.mapping == "differential" else self.model.conductance(self.minus)
-        for state, g, expand in ((self.plus, gp, False), (self.minus, minus_g, p.mapping == "reference")):
+        for state, g, expand in ((self.plus, gp, False), (self.minus, minus_g, p.mapping != "differential")):
             elapsed = (state.time - state.t_prog).clamp(min=0.0)
             sigma = self.model.read_noise_std(state, g, elapsed)
             if isinstance(sigma, float):
@@ -466,8 +469,8 @@ class Crossbar:
             if tuple(ph.shape) != self.shape:
                 raise ValueError(f"phase {i} has shape {tuple(ph.shape)}, expected {self.shape}")
             minus = ph.cols_minus if isinstance(ph, OuterPhase) else ph.minus
-            if self.params.mapping == "reference" and minus is not None and bool((minus != 0).any()):
-                raise ValueError(f"phase {i} programs a minus array, but this crossbar maps weights on one device per weight (mapping='reference')")
+            if self.params.mapping != "differential" and minus is not None and bool((minus != 0).any()):
+                raise ValueError(f"phase {i} programs a minus array, but this crossbar maps weights on one device per weight (mapping={self.params.mapping!r})")
             if disturb and isinstance(ph, OuterPhase) and ph.single_polarity() is None:
                 raise ValueError(
                     f"phase {i} mixes SET and RESET coincidences; half-select disturb needs single-polarity "

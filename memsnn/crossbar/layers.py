@@ -148,6 +148,8 @@ class CrossbarLinear(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         """``x`` ``[B, in]`` -> ``[B, out]``."""
         scale = self.drift_factor()
+        if self.track_weight_grad and torch.is_grad_enabled() and not x.requires_grad:
+            x = x.detach().requires_grad_(True)  # so that backward reaches this layer's dL/dW
         y = _CrossbarVMM.apply(x, self)
         if scale != 1.0:
             y = y * scale

@@ -4,9 +4,12 @@ Differential pair (default)::
 
     w = scale * (G_plus - G_minus) / (g_max - g_min)
 
-A weight in ``[-scale, scale]`` is written one-sided: a positive weight raises ``G_plus`` above
-``g_min`` and leaves ``G_minus`` at ``g_min``, a negative one the other way round. Potentiation is a
-SET on ``G_plus`` or a RESET on ``G_minus``.
+A weight in ``[-scale, scale]`` is written one-sided (``pair_mode="one_sided"``, the default): a
+positive weight raises ``G_plus`` above ``g_min`` and leaves ``G_minus`` at ``g_min``, a negative
+one the other way round - the natural start for SET-only updates. ``pair_mode="balanced"`` writes
+both devices around the middle of the window, ``G_plus/minus = g_mid +- w / scale * window / 2``,
+so that both can move either way - the start bipolar updates need (a RESET on a device already at
+``g_min`` does nothing). Potentiation is a SET on ``G_plus`` or a RESET on ``G_minus``.
 
 Single device against a reference column (``mapping="reference"``)::
 
@@ -14,6 +17,13 @@ Single device against a reference column (``mapping="reference"``)::
 
 so the device's whole window spans ``[-scale, scale]``; each tile has one column of reference
 devices programmed to ``G_ref``, whose current is subtracted from every column of that tile.
+
+Single device for a non-negative weight (``mapping="unipolar"``, e.g. STDP with weights in
+``[0, scale]``)::
+
+    w = scale * (G - G_ref) / (g_max - g_min),    G_ref = g_min
+
+with a reference column at ``g_min`` per tile; negative weights are clipped to 0.
 
 ``g_min`` / ``g_max`` are the preset's nominal window: the periphery cannot know each device's own
 bounds, so devices whose bounds differ (d2d spread) carry a weight error, as in hardware.
@@ -33,7 +43,7 @@ __all__ = [
 ]
 
 Tensor = torch.Tensor
-MAPPINGS = ("differential", "reference")
+MAPPINGS = ("differential", "reference", "unipolar")
 
 
 def _check_mapping(mapping: str) -> None:
@@ -42,11 +52,12 @@ def _check_mapping(mapping: str) -> None:
 
 
 def weights_to_conductances(
-    w: Tensor, *, scale: float, g_min: float, g_max: float, mapping: str = "differential"
+    w: Tensor, *, scale: float, g_min: float, g_max: float, mapping: str = "differential", balanced: bool = False
 ) -> tuple[Tensor, Tensor | None]:
     """Target conductances (S) for weights ``w`` ``[in, out]``; weights beyond +-scale are clipped.
 
-    Returns ``(g_plus, g_minus)`` for the differential pair, ``(g, None)`` for the reference mapping.
+    Returns ``(g_plus, g_minus)`` for the differential pair, ``(g, None)`` for the single-device
+    mappings.
     """
     _check_mapping(mapping)
     if not scale > 0:
@@ -54,18 +65,23 @@ def weights_to_conductances(
     window = g_max - g_min
     u = (w / scale).clamp(-1.0, 1.0)
     if mapping == "differential":
+        if balanced:
+            mid = (g_min + g_max) / 2
+            return mid + u * (window / 2), mid - u * (window / 2)
         return g_min + u.clamp(min=0) * window, g_min + (-u).clamp(min=0) * window
+    if mapping == "unipolar":
+        return g_min + u.clamp(min=0) * window, None
     return (g_min + g_max) / 2 + u * (window / 2), None
 
 
 def conductances_to_weights(
     g_plus: Tensor, g_minus: Tensor, *, scale: float, g_min: float, g_max: float, mapping: str = "differential"
 ) -> Tensor:
-    """Weights from conductances. For ``reference``, ``g_minus`` is the reference conductance
-    (broadcastable to ``g_plus``)."""
+    """Weights from conductances. For the single-device mappings ``g_minus`` is the reference
+    conductance (broadcastable to ``g_plus``)."""
     _check_mapping(mapping)
     window = g_max - g_min
-    if mapping == "differential":
+    if mapping in ("differential", "unipolar"):
         return scale * (g_plus - g_minus) / window
     return scale * (g_plus - g_minus) / (window / 2)
 

@@ -15,7 +15,8 @@ the hardware phases and the devices that did not reach the tolerance (stuck ones
     needed (times a per-device gain, at least one, at most ``k_max`` per iteration). The gain
     starts at ``gain`` and halves for a device each time its error changes sign (an overshoot), so a
     device whose own law differs from the nominal one (d2d spread) settles instead of swinging
-    from bound to bound. Then wait ``settle`` seconds
+    from bound to bound; a device whose error has not improved by 10 % for ``patience`` iterations
+    is left alone (its own bounds cannot reach the target). Then wait ``settle`` seconds
     (so that a volatile part has relaxed before the next verify read - the array clock advances and
     drift acts meanwhile); repeat until every working device is within tolerance or ``max_iter``
     is reached. ``settle`` defaults to five volatile time constants for devices with a volatile
@@ -39,7 +40,7 @@ import torch
 from ..device_models import DeviceModel, DeviceState
 from .schedule import DensePhase, OuterPhase
 
-__all__ = ["ProgramReport", "program_weights", "METHODS"]
+__all__ = ["ProgramReport", "program_weights", "merge_states", "METHODS"]
 
 Tensor = torch.Tensor
 METHODS = ("write_verify", "open_loop", "direct")
@@ -102,6 +103,8 @@ def program_weights(
     gain: float = 1.0,
     amplitude: float | None = None,
     settle: float | None = None,
+    mask: Tensor | None = None,
+    patience: int | None = 8,
 ) -> ProgramReport:
     """Program weights ``w`` ``[in, out]`` onto ``xbar`` (a :class:`~memsnn.crossbar.Crossbar`).
 
@@ -114,6 +117,10 @@ def program_weights(
         amplitude: pulse amplitude (V); None: the device's defaults.
         settle: seconds between a write and its verify read (write-verify); None: 5 tau_volatile
             for devices with a volatile part, else 0.
+        mask: bool ``[in, out]``: program only these weights (both devices of each pair); the
+            other devices are left exactly as they were. The report covers the masked weights.
+        patience: write-verify stops pulsing a device whose read error has not improved for this
+            many iterations (a device whose own bounds cannot reach its target, say); None: never.
     """
     if method not in METHODS:
         raise ValueError(f"method={method!r} is not allowed: use one of {', '.join(map(repr, METHODS))}")
@@ -128,39 +135,47 @@ def program_weights(
         settle = 5.0 * mp.tau_volatile if mp.volatile_ratio > 0 else 0.0
     if not (isinstance(settle, (int, float)) and math.isfinite(settle) and settle >= 0):
         raise ValueError(f"settle={settle!r} must be a finite number of seconds >= 0")
+    if patience is not None:
+        _check_positive("patience", patience, integer=True)
     g_plus_t, g_minus_t = xbar.target_conductances(w)  # validates w
+    if mask is not None:
+        if not isinstance(mask, torch.Tensor) or tuple(mask.shape) != xbar.shape or mask.dtype != torch.bool:
+            raise ValueError(f"mask must be a bool tensor of shape {xbar.shape}, got "
+                             f"{getattr(mask, 'dtype', type(mask).__name__)} {tuple(getattr(mask, 'shape', ()))}")
+        mask = mask.to(xbar.device)
     model: DeviceModel = xbar.model
     tol_s = tol * model.params.window
     pulses0, energy0, reads0 = xbar.total_pulses, xbar.energy, xbar.reads
     targets = [("plus", g_plus_t)] + ([("minus", g_minus_t)] if g_minus_t is not None else [])
     iterations, phases = 0, 0
     if method == "write_verify":
-        iterations, phases = _write_verify(xbar, targets, tol_s, max_iter, k_max, gain, amplitude, settle)
+        iterations, phases = _write_verify(xbar, targets, tol_s, max_iter, k_max, gain, amplitude, settle, mask, patience)
     for name, target in targets if method != "write_verify" else []:
-        state: DeviceState = getattr(xbar, name)
+        old: DeviceState = getattr(xbar, name)
         if method == "direct":
-            state = model.program(state, target, generator=xbar.generator)
+            state = model.program(old, target, generator=xbar.generator)
         else:
-            state, ph = _open_loop(model, state, target, xbar.generator, k_max, amplitude)
+            state, ph = _open_loop(model, old, target, xbar.generator, k_max, amplitude, mask)
             iterations, phases = 1, phases + ph
-        xbar._set_array(name, state)
+        xbar._set_array(name, state if mask is None else merge_states(old, state, mask))
 
     # the truth: noise-free conductances and weights now
     bad = torch.zeros(xbar.shape, dtype=torch.bool, device=xbar.device)
     stuck = torch.zeros_like(bad)
     sq_err, n_dev, n_ok = 0.0, 0, 0
+    sel = torch.ones(xbar.shape, dtype=torch.bool, device=xbar.device) if mask is None else mask
     for name, target in targets:
         state = getattr(xbar, name)
-        err = model.conductance_longterm(state) - target
-        is_stuck = state.stuck != 0
+        err = (model.conductance_longterm(state) - target)[sel]
+        is_stuck = (state.stuck != 0)[sel]
         off = err.abs() > tol_s
-        bad |= off | is_stuck
-        stuck |= is_stuck
+        bad[sel] |= off | is_stuck
+        stuck[sel] |= is_stuck
         sq_err += float((err.double() ** 2).sum())
         n_dev += err.numel()
         n_ok += int((~off & ~is_stuck).sum())
-    w_err = (xbar.weights() - w.to(xbar.device, xbar.dtype)).double()
-    n_working = sum(int((getattr(xbar, n).stuck == 0).sum()) for n, _ in targets)
+    w_err = (xbar.weights() - w.to(xbar.device, xbar.dtype)).double()[sel]
+    n_working = sum(int((getattr(xbar, n).stuck[sel] == 0).sum()) for n, _ in targets)
     return ProgramReport(
         method=method,
         iterations=iterations,
@@ -178,28 +193,49 @@ def program_weights(
     )
 
 
-def _open_loop(model: DeviceModel, state: DeviceState, target: Tensor, gen, k_max: int, amplitude):
+def _open_loop(model: DeviceModel, state: DeviceState, target: Tensor, gen, k_max: int, amplitude, mask=None):
     p = model.params
     top = torch.tensor(p.g_max, dtype=torch.float64)
     bottom = torch.tensor(p.g_min, dtype=torch.float64)
     n_reset = int(math.ceil(-float(model.pulses_needed(top, bottom, amplitude=amplitude))))
     n_reset = max(1, n_reset)
     rows, cols = state.shape
-    reset = OuterPhase(torch.ones(rows, dtype=torch.int32), torch.full((cols,), -n_reset, dtype=torch.int32))
-    counts, _ = reset.coincidences("plus", dtype=state.dtype)
-    state = model._apply_sequence(state, counts.to(state.device), amplitude=amplitude, generator=gen)
+    if mask is None:  # one parallel RESET phase for the whole array
+        reset = OuterPhase(torch.ones(rows, dtype=torch.int32), torch.full((cols,), -n_reset, dtype=torch.int32))
+        counts, _ = reset.coincidences("plus", dtype=state.dtype)
+        state = model._apply_sequence(state, counts.to(state.device), amplitude=amplitude, generator=gen)
+        reset_phases = reset.hardware_phases()
+    else:
+        k_reset = (-n_reset * mask.to(torch.int32)).to(state.device)
+        state = model.apply_pulses(state, k_reset, amplitude=amplitude, generator=gen)
+        reset_phases = DensePhase(k_reset.cpu()).hardware_phases()
     start = torch.full_like(target, p.g_min, dtype=torch.float64)
     k = model.pulses_needed(start, target, amplitude=amplitude).round().clamp(0, k_max).to(torch.int32)
+    if mask is not None:
+        k = k * mask.to(torch.int32)
     state = model.apply_pulses(state, k, amplitude=amplitude, generator=gen)
-    return state, reset.hardware_phases() + DensePhase(k.cpu()).hardware_phases()
+    return state, reset_phases + DensePhase(k.cpu()).hardware_phases()
 
 
-def _write_verify(xbar, targets, tol_s: float, max_iter: int, k_max: int, gain: float, amplitude, settle: float):
+def merge_states(old: DeviceState, new: DeviceState, mask: Tensor) -> DeviceState:
+    """``new`` where ``mask`` holds, ``old`` elsewhere (every per-device tensor of the state)."""
+    fields = {}
+    for name, t_old in old.tensors().items():
+        if name.startswith("dev.") or name == "stuck":
+            continue
+        fields[name] = torch.where(mask, getattr(new, name), t_old)
+    return new.replace(**fields)
+
+
+def _write_verify(xbar, targets, tol_s: float, max_iter: int, k_max: int, gain: float, amplitude, settle: float,
+                  mask: Tensor | None = None, patience: int | None = None):
     """Read, compare, pulse and settle, on all arrays together (they share the clock)."""
     model: DeviceModel = xbar.model
     phases = 0
     gains = {name: torch.full(target.shape, float(gain), dtype=torch.float64, device=target.device) for name, target in targets}
     last_sign = {name: torch.zeros(target.shape, dtype=torch.float64, device=target.device) for name, target in targets}
+    best = {name: torch.full(target.shape, float("inf"), dtype=target.dtype, device=target.device) for name, target in targets}
+    stale = {name: torch.zeros(target.shape, dtype=torch.int32, device=target.device) for name, target in targets}
     for it in range(1, max_iter + 1):
         pending = []
         for name, target in targets:
@@ -207,6 +243,13 @@ def _write_verify(xbar, targets, tol_s: float, max_iter: int, k_max: int, gain: 
             g_read = model.read(state, generator=xbar.generator)
             err = target - g_read
             need = (err.abs() > tol_s) & (state.stuck == 0)
+            if mask is not None:
+                need &= mask
+            if patience is not None:  # give up on devices that stopped getting closer
+                better = err.abs() < 0.9 * best[name]
+                best[name] = torch.where(better, err.abs(), best[name])
+                stale[name] = torch.where(better, torch.zeros_like(stale[name]), stale[name] + 1)
+                need &= stale[name] < patience
             sign = torch.sign(err).double()
             gains[name] = torch.where(sign * last_sign[name] < 0, gains[name] * 0.5, gains[name])
             last_sign[name] = sign
