@@ -1,0 +1,143 @@
+"""One training loop for every rule on every device.
+
+A :class:`Method` is a trainable classifier - a network plus the rule that changes it. It trains on
+a mini-batch (:meth:`Method.train_batch`), predicts, and, when its weights live on crossbars,
+exposes them so that the loop can count pulses and energy and let time pass. :func:`fit` drives any
+method: epochs over a seeded order, evaluation after each epoch, tqdm progress, and a history with
+accuracy, pulses, energy and hardware phases. It stops at the first NaN or infinite loss with
+:class:`~memsnn.learning.bptt.TrainingDiverged`.
+
+Time: in-situ methods live on drifting devices. After each batch the loop advances every crossbar
+by ``seconds_per_sample * batch`` (the time the samples took to present, default 1 ms per time
+step), so volatile parts relax and drift acts during training, as on hardware.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+from ..crossbar.array import Crossbar
+from .bptt import TrainingDiverged
+
+__all__ = ["Method", "StepStats", "fit", "accuracy"]
+
+Tensor = torch.Tensor
+
+
+@dataclass
+class StepStats:
+    """What one training batch did."""
+
+    loss: float | None = None
+    correct: int = 0  # training predictions that were right (for a running accuracy)
+    seen: int = 0
+    pulses: int = 0
+    energy_J: float = 0.0
+    phases: int = 0
+
+
+class Method(ABC):
+    """A network plus its learning rule; see the module docstring."""
+
+    #: short name used in tables
+    name: str = "method"
+    #: seconds one sample takes to present (drift during training); None: 1 ms per time step
+    seconds_per_sample: float | None = None
+
+    @abstractmethod
+    def train_batch(self, x: Tensor, y: Tensor, generator: torch.Generator) -> StepStats:
+        """Learn from samples ``x`` ``[B, F]`` (features in [0, 1]) with labels ``y`` ``[B]``."""
+
+    @abstractmethod
+    def predict(self, x: Tensor, generator: torch.Generator) -> Tensor:
+        """Predicted classes ``[B]`` for samples ``x`` ``[B, F]``."""
+
+    def crossbars(self) -> list[Crossbar]:
+        """The crossbars holding this method's weights (none for a digital method)."""
+        return []
+
+    def advance(self, seconds: float) -> None:
+        """Let time pass on every crossbar."""
+        for xbar in self.crossbars():
+            xbar.advance(seconds)
+
+    def on_epoch_end(self, epoch: int) -> None:
+        """Hook for per-epoch schedules (learning-rate annealing ...)."""
+
+    def counters(self) -> dict[str, float]:
+        """Cumulative programming pulses and energy of the crossbars."""
+        xs = self.crossbars()
+        return {"pulses": sum(x.total_pulses for x in xs), "energy_J": sum(x.energy for x in xs)}
+
+
+def accuracy(method: Method, x: Tensor, y: Tensor, *, batch_size: int = 256, seed: int = 0) -> float:
+    """Fraction of ``x`` ``[N, F]`` the method classifies as ``y`` ``[N]`` (no learning)."""
+    if len(x) != len(y):
+        raise ValueError(f"x has {len(x)} samples but y has {len(y)}")
+    gen = torch.Generator().manual_seed(seed)
+    correct = 0
+    with torch.no_grad():
+        for i in range(0, len(x), batch_size):
+            correct += int((method.predict(x[i:i + batch_size], gen).cpu() == y[i:i + batch_size].cpu()).sum())
+    return correct / max(len(x), 1)
+
+
+def fit(
+    method: Method,
+    data,
+    *,
+    epochs: int,
+    batch_size: int = 32,
+    seed: int = 0,
+    progress: bool = True,
+    num_steps: int | None = None,
+) -> pd.DataFrame:
+    """Train ``method`` on ``data`` (a :class:`~memsnn.experiments.datasets.Dataset`).
+
+    Returns one row per epoch: ``epoch, loss, train_acc, test_acc, pulses, energy_J, phases,
+    seconds`` (pulses and energy cumulative, programming included; phases of the epoch's updates).
+    ``num_steps`` sets the default presentation time (1 ms per step) for drift during training.
+    """
+    for name, v in (("epochs", epochs), ("batch_size", batch_size)):
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise ValueError(f"{name}={v!r} must be an integer >= 1")
+    order_gen = torch.Generator().manual_seed(seed)
+    gen = torch.Generator().manual_seed(seed + 1)
+    per_sample = method.seconds_per_sample
+    if per_sample is None:
+        per_sample = 1e-3 * (num_steps or 1)
+    x, y = data.x_train, data.y_train
+    rows = []
+    bar = tqdm(range(1, epochs + 1), desc=method.name, disable=not progress, leave=False)
+    for epoch in bar:
+        t0 = time.perf_counter()
+        perm = torch.randperm(len(x), generator=order_gen)
+        loss_sum, loss_n, correct, seen, phases = 0.0, 0, 0, 0, 0
+        for i in range(0, len(x), batch_size):
+            idx = perm[i:i + batch_size]
+            st = method.train_batch(x[idx], y[idx], gen)
+            if st.loss is not None:
+                if not math.isfinite(st.loss):
+                    raise TrainingDiverged(f"{method.name}: loss became {st.loss} at epoch {epoch}, batch {i // batch_size}")
+                loss_sum += st.loss * len(idx)
+                loss_n += len(idx)
+            correct += st.correct
+            seen += st.seen
+            phases += st.phases
+            if per_sample > 0:
+                method.advance(per_sample * len(idx))
+        method.on_epoch_end(epoch)
+        row = {"epoch": epoch, "loss": loss_sum / loss_n if loss_n else float("nan"),
+               "train_acc": correct / seen if seen else float("nan"),
+               "test_acc": accuracy(method, data.x_test, data.y_test, seed=seed + 2),
+               **method.counters(), "phases": phases, "seconds": time.perf_counter() - t0}
+        rows.append(row)
+        bar.set_postfix(test=f"{row['test_acc']:.3f}")
+    return pd.DataFrame(rows)

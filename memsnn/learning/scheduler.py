@@ -1,0 +1,247 @@
+"""The pulse scheduler: a desired weight change ``dW`` becomes the pulse schedule a crossbar receives.
+
+Every in-situ rule ends here (science.md section 2). Given ``dW`` ``[in, out]`` (weight units):
+
+Pulse step. ``dw_pulse`` is the weight change of one pulse: ``scale * |dG| / window_norm`` with
+``dG`` the mean device's step - at the middle of the window (``step="nominal"``), or at each
+device's current conductance (``step="state_aware"``: the controller tracks conductances, and a
+nonlinear device's shrinking steps are compensated with more pulses).
+
+Quantisation of ``n = |dw| / dw_pulse`` into whole pulses ``k`` (then ``min(k, k_max)``):
+
+- ``sign`` (Manhattan): ``k = 1`` if ``n > sign_threshold``;
+- ``round``: ``k = round(n)``;
+- ``stochastic``: ``k = floor(n) + Bernoulli(n - floor(n))`` - unbiased, ``E[k] = n``, so updates
+  far smaller than one pulse (typical of SSDP, CSDP and SGD) still move the weights right on
+  average.
+
+Scheme (differential pair; ``w ~ G_plus - G_minus``):
+
+- ``set_only``: potentiation is SET on ``G_plus``, depression SET on ``G_minus``; both devices only
+  climb, so the pair is refreshed (read ``w``, reset both, reprogram the difference) every
+  ``refresh_every`` updates and whenever a device comes within ``refresh_margin`` of ``g_max``.
+- ``bipolar``: each device takes half of the change: potentiation is SET on ``G_plus`` and RESET on
+  ``G_minus`` (and the reverse), keeping both devices mid-window.
+
+With one device per weight (``mapping="reference"`` / ``"unipolar"``) the single device gets SET
+for potentiation and RESET for depression.
+
+Phases. :meth:`PulseScheduler.rank1` emits a rank-1 update - rows gated (0/1 or small counts,
+e.g. which inputs fired), columns carrying the per-column change - as one parallel outer-product
+phase per stacked update (per polarity group): the crossbar does it in one step. :meth:`dense`
+emits any ``dW`` as a dense phase, which hardware programs row by row. The returned
+:class:`UpdateStats` counts pulses, energy and hardware phases - phases are time on hardware.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Iterator
+
+import torch
+
+from .._random import as_generator
+from ..crossbar.array import Crossbar
+from ..crossbar.programming import program_weights
+from ..crossbar.schedule import DensePhase, OuterPhase, PulseSchedule
+from ..params import Params, param
+
+__all__ = ["SchedulerParams", "PulseScheduler", "UpdateStats", "QUANTISATIONS", "SCHEMES"]
+
+Tensor = torch.Tensor
+QUANTISATIONS = ("sign", "round", "stochastic")
+SCHEMES = ("set_only", "bipolar")
+
+
+@dataclass(frozen=True)
+class SchedulerParams(Params):
+    """How desired weight changes become pulses (see the module docstring)."""
+
+    _owner = "scheduler"
+
+    quantisation: str = param("stochastic", check=None, choices=QUANTISATIONS, doc="sign (Manhattan), round or stochastic rounding")
+    sign_threshold: float = param(0.5, unit="pulses", check=">=0", doc="sign: a pulse when |dw| exceeds this many pulse steps")
+    scheme: str = param("set_only", check=None, choices=SCHEMES, doc="SET-only with refresh, or bipolar (differential pairs)")
+    k_max: int = param(8, unit="pulses", check="int>=1", doc="pulses per device per update at most")
+    step: str = param("nominal", check=None, choices=("nominal", "state_aware"), doc="pulse step from the window middle or each device's state")
+    refresh_every: int | None = param(None, unit="updates", check="int>=1", optional=True, doc="SET-only: refresh every N updates (None: only near g_max)")
+    refresh_margin: float = param(0.05, unit="1", check="prob", doc="SET-only: refresh pairs with a device within this fraction of the window below g_max")
+    refresh_method: str = param("write_verify", check=None, choices=("write_verify", "open_loop", "direct"), doc="how a refresh reprograms the pairs")
+    refresh_tol: float = param(0.005, unit="1", check=">0", doc="write-verify tolerance of a refresh (fraction of the window)")
+    amplitude: float | None = param(None, unit="V", check=">0", optional=True, doc="pulse amplitude (None: the device's defaults)")
+    width: float | None = param(None, unit="s", check=">0", optional=True, doc="pulse width (None: the device's default)")
+
+
+@dataclass
+class UpdateStats:
+    """Cost of one scheduled update (refresh included)."""
+
+    pulses: int = 0
+    energy_J: float = 0.0
+    phases: int = 0
+    refreshed: int = 0  # weights refreshed
+
+    def __iadd__(self, other: "UpdateStats") -> "UpdateStats":
+        self.pulses += other.pulses
+        self.energy_J += other.energy_J
+        self.phases += other.phases
+        self.refreshed += other.refreshed
+        return self
+
+
+class PulseScheduler:
+    """Turns desired weight changes into pulse schedules for a crossbar; see the module docstring."""
+
+    def __init__(self, params: SchedulerParams | None = None, **overrides):
+        self.params = params.replace(**overrides) if params is not None and overrides else (params or SchedulerParams(**overrides))
+        self.updates = 0
+
+    # ------------------------------------------------------------------------------------------------
+    # steps and quantisation
+    # ------------------------------------------------------------------------------------------------
+    def pulse_step(self, xbar: Crossbar, array: str, polarity: int) -> Tensor:
+        """Weight change (weight units, > 0) of one pulse of ``polarity`` on ``array``: a 0-d tensor
+        (nominal) or ``[in, out]`` (state-aware, from each device's current conductance)."""
+        model, p = xbar.model, self.params
+        if p.step == "nominal":
+            g = torch.tensor((model.params.g_min + model.params.g_max) / 2, dtype=torch.float64)
+        else:
+            g = model.conductance_longterm(getattr(xbar, array)).to(torch.float64)
+            if array == "minus" and xbar.params.mapping != "differential":
+                raise ValueError("a single-device mapping has no minus array to pulse")
+        dg = model.nominal_step(g, polarity, amplitude=p.amplitude, width=p.width).abs()
+        step = xbar.scale * dg / xbar._w_norm
+        return step.clamp(min=1e-12 * xbar.scale).to(device=xbar.device, dtype=xbar.dtype)
+
+    def quantise(self, n: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        """Whole pulse counts (int32, >= 0) for real numbers of pulses ``n`` (>= 0)."""
+        p = self.params
+        if p.quantisation == "sign":
+            k = (n > p.sign_threshold).to(torch.int32)
+        elif p.quantisation == "round":
+            k = torch.round(n).to(torch.int32)
+        else:
+            base = torch.floor(n)
+            frac = n - base
+            u = torch.rand(n.shape, generator=generator, device=n.device, dtype=n.dtype)
+            k = (base + (u < frac).to(n.dtype)).to(torch.int32)
+        return k.clamp_(0, p.k_max)
+
+    def _check_dw(self, xbar: Crossbar, dw: Tensor, name: str = "dW") -> Tensor:
+        if not isinstance(dw, torch.Tensor) or tuple(dw.shape) != xbar.shape:
+            raise ValueError(f"{name} must be a tensor of shape {xbar.shape} = [in, out], got {tuple(getattr(dw, 'shape', ()))}")
+        if not dw.dtype.is_floating_point:
+            raise TypeError(f"{name} must be a floating tensor, got {dw.dtype}")
+        if not torch.isfinite(dw).all():
+            raise ValueError(f"{name} contains {int((~torch.isfinite(dw)).sum())} NaN or infinite values")
+        return dw.to(device=xbar.device, dtype=xbar.dtype)
+
+    # ------------------------------------------------------------------------------------------------
+    # schedules
+    # ------------------------------------------------------------------------------------------------
+    def dense(self, xbar: Crossbar, dw: Tensor, *, generator: torch.Generator | int | None = None) -> PulseSchedule:
+        """A dense phase realising ``dw`` ``[in, out]`` (weight units)."""
+        dw = self._check_dw(xbar, dw)
+        gen = as_generator(generator, xbar.device) if generator is not None else xbar.generator
+        p = self.params
+        up, down = dw.clamp(min=0), (-dw).clamp(min=0)
+        if xbar.params.mapping != "differential":
+            k_up = self.quantise(up / self.pulse_step(xbar, "plus", +1), gen)
+            k_down = self.quantise(down / self.pulse_step(xbar, "plus", -1), gen)
+            return PulseSchedule([DensePhase(k_up - k_down, None, p.amplitude, p.width)])
+        if p.scheme == "set_only":
+            plus = self.quantise(up / self.pulse_step(xbar, "plus", +1), gen)
+            minus = self.quantise(down / self.pulse_step(xbar, "minus", +1), gen)
+            return PulseSchedule([DensePhase(plus, minus, p.amplitude, p.width)])
+        # bipolar: half on each device of the pair, with opposite polarities
+        plus = (self.quantise(up / 2 / self.pulse_step(xbar, "plus", +1), gen)
+                - self.quantise(down / 2 / self.pulse_step(xbar, "plus", -1), gen))
+        minus = (self.quantise(down / 2 / self.pulse_step(xbar, "minus", +1), gen)
+                 - self.quantise(up / 2 / self.pulse_step(xbar, "minus", -1), gen))
+        return PulseSchedule([DensePhase(plus, minus, p.amplitude, p.width)])
+
+    def rank1(self, xbar: Crossbar, rows: Tensor, dw_cols: Tensor, *,
+              generator: torch.Generator | int | None = None) -> PulseSchedule:
+        """Outer-product phases for ``dW[i, j] = rows[i] * dw_cols[j]`` with ``rows`` 0/1 gates
+        (1 = the row takes part, e.g. the input fired). ``rows`` ``[in]`` or ``[B, in]`` and
+        ``dw_cols`` ``[out]`` or ``[B, out]`` stack B sequential rank-1 updates. A gated row is
+        driven for the whole phase (``k_max`` slots), so device ``(i, j)`` receives exactly column
+        ``j``'s pulse count (aligned trains: ``min(row slots, column pulses)``). Per-column counts
+        come from the nominal step: a rank-1 phase cannot give each device its own count."""
+        p = self.params
+        if not isinstance(rows, torch.Tensor) or not isinstance(dw_cols, torch.Tensor):
+            raise TypeError("rows and dw_cols must be tensors")
+        r2 = rows.unsqueeze(0) if rows.dim() == 1 else rows
+        c2 = dw_cols.unsqueeze(0) if dw_cols.dim() == 1 else dw_cols
+        if r2.dim() != 2 or r2.shape[1] != xbar.in_features:
+            raise ValueError(f"rows must be [in] or [B, in] with in = {xbar.in_features}, got {tuple(rows.shape)}")
+        if c2.dim() != 2 or c2.shape[1] != xbar.out_features or c2.shape[0] != r2.shape[0]:
+            raise ValueError(f"dw_cols must be [out] or [B, out] matching rows, out = {xbar.out_features}, got {tuple(dw_cols.shape)}")
+        if not bool(((r2 == 0) | (r2 == 1)).all()):
+            raise ValueError("rows must be 0/1 gates (the sign and size of an update go in dw_cols); "
+                             "use dense() for real-valued factors")
+        if not torch.isfinite(c2).all():
+            raise ValueError("dw_cols contains NaN or infinite values")
+        gen = as_generator(generator, xbar.device) if generator is not None else xbar.generator
+        rows_i = r2.to(device=xbar.device, dtype=torch.int32) * p.k_max  # gate held for the phase
+        c2 = c2.to(device=xbar.device, dtype=xbar.dtype)
+        up, down = c2.clamp(min=0), (-c2).clamp(min=0)
+        if p.step != "nominal":
+            raise ValueError("rank-1 phases use the nominal step: set step='nominal' or use dense()")
+        st = lambda arr, pol: self.pulse_step(xbar, arr, pol)
+        if xbar.params.mapping != "differential":
+            cols = self.quantise(up / st("plus", +1), gen) - self.quantise(down / st("plus", -1), gen)
+            return PulseSchedule([OuterPhase(rows_i, cols, None, p.amplitude, p.width)])
+        if p.scheme == "set_only":  # both columns SET: one phase per update
+            plus = self.quantise(up / st("plus", +1), gen)
+            minus = self.quantise(down / st("minus", +1), gen)
+            return PulseSchedule([OuterPhase(rows_i, plus, minus, p.amplitude, p.width)])
+        plus = self.quantise(up / 2 / st("plus", +1), gen) - self.quantise(down / 2 / st("plus", -1), gen)
+        minus = self.quantise(down / 2 / st("minus", +1), gen) - self.quantise(up / 2 / st("minus", -1), gen)
+        return PulseSchedule([OuterPhase(rows_i, plus, minus, p.amplitude, p.width)])
+
+    # ------------------------------------------------------------------------------------------------
+    # applying, with refresh
+    # ------------------------------------------------------------------------------------------------
+    def apply(self, xbar: Crossbar, schedule: PulseSchedule) -> UpdateStats:
+        """Apply ``schedule`` to ``xbar``, then refresh SET-only pairs that need it."""
+        res = xbar.apply_schedule(schedule)
+        stats = UpdateStats(res.pulses + res.half_select_pulses, res.energy_J, res.hardware_phases)
+        self.updates += 1
+        stats += self.maybe_refresh(xbar)
+        return stats
+
+    def update(self, xbar: Crossbar, dw: Tensor, *, generator=None) -> UpdateStats:
+        """Schedule and apply a dense ``dw``."""
+        return self.apply(xbar, self.dense(xbar, dw, generator=generator))
+
+    def update_rank1(self, xbar: Crossbar, rows: Tensor, dw_cols: Tensor, *, generator=None) -> UpdateStats:
+        """Schedule and apply a rank-1 (or stacked rank-1) update."""
+        return self.apply(xbar, self.rank1(xbar, rows, dw_cols, generator=generator))
+
+    def needs_refresh(self, xbar: Crossbar) -> Tensor:
+        """Bool ``[in, out]``: pairs with a device within ``refresh_margin`` of ``g_max`` (SET-only)."""
+        mp = xbar.model.params
+        limit = mp.g_max - self.params.refresh_margin * mp.window
+        gp, gm = xbar.conductances()
+        return (gp > limit) | (gm > limit)
+
+    def maybe_refresh(self, xbar: Crossbar) -> UpdateStats:
+        p = self.params
+        if p.scheme != "set_only" or xbar.params.mapping != "differential":
+            return UpdateStats()
+        if p.refresh_every is not None and self.updates % p.refresh_every == 0:
+            return self.refresh(xbar)
+        mask = self.needs_refresh(xbar)
+        return self.refresh(xbar, mask) if bool(mask.any()) else UpdateStats()
+
+    def refresh(self, xbar: Crossbar, mask: Tensor | None = None) -> UpdateStats:
+        """Read the weights, reset both devices of each (masked) pair, reprogram the difference."""
+        p = self.params
+        w = xbar.weights()
+        pulses0, energy0 = xbar.total_pulses, xbar.energy
+        report = program_weights(xbar, w, method=p.refresh_method, mask=mask, tol=p.refresh_tol,
+                                 amplitude=p.amplitude, settle=0.0, max_iter=20, patience=4)
+        n = xbar.in_features * xbar.out_features if mask is None else int(mask.sum())
+        return UpdateStats(xbar.total_pulses - pulses0, xbar.energy - energy0, report.hardware_phases, n)

@@ -1,0 +1,143 @@
+"""Surrogate-gradient training as loop methods: digital (float weights, Adam) and in-situ.
+
+:class:`DigitalSG` is the digital baseline: BPTT through the LIF neurons' surrogate gradients,
+Adam on float weights.
+
+:class:`InSituSG` is the same BPTT gradient applied to crossbars - what aihwkit calls analog SGD,
+here for spiking networks. The forward pass runs on the arrays (read noise, periphery, drift, the
+devices' real, nonlinear and spread conductances); the backward pass goes straight through the
+effective weights (:mod:`memsnn.crossbar.layers`); each batch's weight gradient ``G = sum_t x^T
+dL/dy`` becomes a desired change ``dW = -lr * G`` per layer, which the
+:class:`~memsnn.learning.scheduler.PulseScheduler` turns into pulses (stochastic rounding by
+default, since most changes are below one pulse; SET-only pairs with refresh, or bipolar). The
+arrays start from the same random initial weights as the digital network, programmed onto the
+devices, and the crossbar ``scale`` leaves room for the weights to grow (``scale_factor`` times the
+initial bound ``1 / sqrt(fan_in)``). Plain SGD, not Adam: a crossbar cannot hold Adam's
+per-synapse moments.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..crossbar.array import CrossbarParams
+from ..crossbar.coding import Encoder
+from ..crossbar.layers import CrossbarLinear
+from ..crossbar.network import SpikingNetwork
+from ..crossbar.periphery import PeripheryParams
+from ..params import Params, param
+from .loop import Method, StepStats
+from .scheduler import PulseScheduler, SchedulerParams
+
+__all__ = ["DigitalSG", "InSituSG", "InSituSGParams"]
+
+Tensor = torch.Tensor
+
+
+class DigitalSG(Method):
+    """BPTT on float weights with Adam (or SGD): the digital baseline."""
+
+    name = "surrogate-gradient digital"
+
+    def __init__(self, net: SpikingNetwork, encoder: Encoder, *, lr: float = 2e-3, optimizer: str = "adam"):
+        self.net, self.encoder = net, encoder
+        params = [p for p in net.parameters() if p.requires_grad]
+        if not params:
+            raise ValueError("the network has no float weights to train")
+        if optimizer not in ("adam", "sgd"):
+            raise ValueError(f"optimizer={optimizer!r} is not allowed: use 'adam' or 'sgd'")
+        self.opt = torch.optim.Adam(params, lr=lr) if optimizer == "adam" else torch.optim.SGD(params, lr=lr, momentum=0.9)
+        self.loss_fn = nn.CrossEntropyLoss()
+        self.seconds_per_sample = 0.0
+
+    def train_batch(self, x: Tensor, y: Tensor, generator: torch.Generator) -> StepStats:
+        out = self.net(self.encoder(x, generator))
+        loss = self.loss_fn(out.logits, y)
+        self.opt.zero_grad()
+        loss.backward()
+        self.opt.step()
+        return StepStats(loss=float(loss.detach()), correct=int((out.predictions() == y).sum()), seen=len(y))
+
+    def predict(self, x: Tensor, generator: torch.Generator) -> Tensor:
+        return self.net(self.encoder(x, generator)).predictions()
+
+
+@dataclass(frozen=True)
+class InSituSGParams(Params):
+    """Settings of in-situ surrogate-gradient training (SI units where physical)."""
+
+    _owner = "insitu_sg"
+
+    lr: float = param(0.05, unit="1", check=">0", doc="SGD learning rate on weights (weight units per unit gradient)")
+    scale_factor: float = param(2.5, unit="1", check=">0", doc="crossbar scale = scale_factor / sqrt(fan_in): room for weights to grow")
+    init_method: str = param("write_verify", check=None, choices=("write_verify", "open_loop", "direct"), doc="how the initial weights are programmed")
+    grad_clip: float | None = param(None, unit="1", check=">0", optional=True, doc="clip each layer's weight gradient norm (None: off)")
+
+
+class InSituSG(Method):
+    """BPTT gradients applied to crossbars as pulses; see the module docstring.
+
+    Args:
+        net: a digital network giving the architecture, neurons, readout and initial weights.
+        model: device preset name or DeviceModel for every layer.
+        encoder: input spike code.
+        params: :class:`InSituSGParams`; scheduler: :class:`SchedulerParams` (one scheduler per
+            layer); crossbar / periphery: array settings; seed: device sampling.
+    """
+
+    name = "surrogate-gradient in-situ"
+
+    def __init__(self, net: SpikingNetwork, model: Any, encoder: Encoder, *, params: InSituSGParams | None = None,
+                 scheduler: SchedulerParams | None = None, crossbar: CrossbarParams | None = None,
+                 periphery: PeripheryParams | None = None, seed: int = 0):
+        self.params = params or InSituSGParams()
+        self.encoder = encoder
+        layers, self.programming = [], []
+        for i, w in enumerate(net.weights()):
+            scale = self.params.scale_factor / w.shape[0] ** 0.5
+            layer, rep = CrossbarLinear.from_weight(
+                w.detach().float().clamp(-scale, scale), model, method=self.params.init_method, scale=scale,
+                params=crossbar, periphery=periphery, seed=seed + i,
+            )
+            layer.track_weight_grad = True
+            layers.append(layer)
+            self.programming.append(rep)
+        self.net = SpikingNetwork(net.sizes, neuron=net.neurons, synapses=layers, readout=net.readout)
+        self.schedulers = [PulseScheduler(scheduler) for _ in layers]
+        self.loss_fn = nn.CrossEntropyLoss()
+
+    def crossbars(self):
+        return self.net.crossbars()
+
+    def train_batch(self, x: Tensor, y: Tensor, generator: torch.Generator) -> StepStats:
+        out = self.net(self.encoder(x, generator))
+        loss = self.loss_fn(out.logits, y)
+        for syn in self.net.synapses:
+            syn.weight_grad = None
+        if loss.requires_grad:
+            loss.backward()
+        stats = StepStats(loss=float(loss.detach()), correct=int((out.predictions() == y).sum()), seen=len(y))
+        for syn, sched in zip(self.net.synapses, self.schedulers):
+            g = syn.weight_grad
+            if g is None:
+                continue
+            if not torch.isfinite(g).all():
+                stats.loss = float("nan")  # the loop stops with TrainingDiverged
+                return stats
+            if self.params.grad_clip is not None:
+                norm = float(g.norm())
+                if norm > self.params.grad_clip:
+                    g = g * (self.params.grad_clip / norm)
+            up = sched.update(syn.crossbar, -self.params.lr * g)
+            stats.pulses += up.pulses
+            stats.energy_J += up.energy_J
+            stats.phases += up.phases
+            syn.weight_grad = None
+        return stats
+
+    def predict(self, x: Tensor, generator: torch.Generator) -> Tensor:
+        return self.net(self.encoder(x, generator)).predictions()

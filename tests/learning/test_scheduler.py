@@ -1,0 +1,142 @@
+import pytest
+import torch
+
+from memsnn.crossbar import Crossbar, CrossbarParams
+from memsnn.device_models import make_device
+from memsnn.learning.scheduler import PulseScheduler, SchedulerParams
+from memsnn.params import ParameterError
+
+
+def ideal_xbar(shape=(40, 30), mapping="differential", pair_mode="one_sided", **model_kw):
+    model = make_device("ideal", g_max=1e-6, step=1e-9, **model_kw)  # 1000 steps, no noise
+    params = CrossbarParams(mapping=mapping, pair_mode=pair_mode)
+    xbar = Crossbar(*shape, model, params=params, dtype=torch.float64, seed=0)
+    xbar.program(torch.zeros(shape, dtype=torch.float64), method="direct")
+    return xbar
+
+
+@pytest.mark.parametrize("scheme", ["set_only", "bipolar"])
+def test_stochastic_rounding_is_unbiased(scheme):
+    # bipolar pairs start balanced mid-window, so both devices can move both ways
+    xbar = ideal_xbar(pair_mode="balanced" if scheme == "bipolar" else "one_sided")
+    sched = PulseScheduler(quantisation="stochastic", scheme=scheme, k_max=50)
+    step = float(sched.pulse_step(xbar, "plus", +1))
+    assert step == pytest.approx(1e-3)  # scale / 1000 steps
+    torch.manual_seed(0)
+    dw = (torch.rand(40, 30, dtype=torch.float64) * 2 - 1) * 0.7 * step  # mostly below one pulse
+    total = torch.zeros_like(dw)
+    reps = 200
+    for r in range(reps):
+        w0 = xbar.weights()
+        sched.update(xbar, dw, generator=r)
+        total += xbar.weights() - w0
+    mean = total / reps
+    # each update of a weight is a sum of Bernoulli pulses: std <= step / 2 (bipolar: two devices)
+    bound = 4 * step / reps**0.5
+    assert (mean - dw).abs().max() < bound
+    assert abs(float((mean - dw).mean())) < bound / 10  # no systematic bias overall
+
+
+def test_round_quantisation_is_biased_below_half_a_pulse():
+    xbar = ideal_xbar()
+    sched = PulseScheduler(quantisation="round")
+    step = float(sched.pulse_step(xbar, "plus", +1))
+    w0 = xbar.weights()
+    sched.update(xbar, torch.full((40, 30), 0.4 * step, dtype=torch.float64))
+    assert torch.equal(xbar.weights(), w0)  # every 0.4-pulse update is lost
+
+
+@pytest.mark.parametrize("threshold", [0.0, 0.5, 2.0])
+def test_sign_never_exceeds_k_max_and_respects_threshold(threshold):
+    xbar = ideal_xbar()
+    sched = PulseScheduler(quantisation="sign", sign_threshold=threshold, k_max=1)
+    step = float(sched.pulse_step(xbar, "plus", +1))
+    dw = torch.linspace(-5, 5, 40 * 30, dtype=torch.float64).view(40, 30) * step
+    (phase,) = sched.dense(xbar, dw).phases
+    counts = phase.plus - phase.minus
+    assert counts.abs().max() <= 1
+    expected = torch.sign(dw) * (dw.abs() > threshold * step)
+    assert torch.equal(counts.double(), expected)
+    big = PulseScheduler(quantisation="round", k_max=3).dense(xbar, dw).phases[0]
+    assert big.plus.max() == 3 and big.minus.max() == 3
+
+
+def test_rank1_update_is_one_phase_and_gated_by_rows():
+    xbar = ideal_xbar()
+    sched = PulseScheduler(quantisation="round", k_max=10)
+    step = float(sched.pulse_step(xbar, "plus", +1))
+    rows = (torch.arange(40) % 3 == 0).to(torch.int32)
+    cols = torch.linspace(-4, 4, 30, dtype=torch.float64) * step
+    w0 = xbar.weights()
+    stats = sched.update_rank1(xbar, rows, cols)
+    assert stats.phases == 1  # SET-only: both columns of the pair SET in one parallel phase
+    dw = xbar.weights() - w0
+    expected = rows[:, None].double() * torch.round(cols / step)[None, :] * step
+    torch.testing.assert_close(dw, expected, rtol=1e-9, atol=1e-12)
+    # a stack of B updates costs B phases (rows that are all zero cost none)
+    stacked = sched.rank1(xbar, rows.expand(4, 40), cols.expand(4, 30))
+    assert stacked.hardware_phases() == 4
+    # bipolar: SET and RESET groups are separate phases
+    bip = PulseScheduler(quantisation="round", scheme="bipolar").rank1(xbar, rows, cols)
+    assert bip.hardware_phases() == 2
+
+
+def test_refresh_preserves_weights_within_one_pulse_step():
+    xbar = ideal_xbar(shape=(20, 10))
+    sched = PulseScheduler(quantisation="round", k_max=1000, refresh_margin=0.05, refresh_method="write_verify")
+    step = float(sched.pulse_step(xbar, "plus", +1))
+    torch.manual_seed(3)
+    # drive both devices of every pair high (SET-only), keeping a known difference
+    up = torch.full((20, 10), 0.97, dtype=torch.float64)
+    diff = (torch.rand(20, 10, dtype=torch.float64) * 2 - 1) * 0.3
+    xbar.apply_schedule(sched.dense(xbar, up).phases[0])
+    xbar.apply_schedule(sched.dense(xbar, -up + diff).phases[0])
+    # that was two raw phases; now one more small update through apply() triggers the refresh
+    w_before = xbar.weights()
+    assert sched.needs_refresh(xbar).all()
+    stats = sched.update(xbar, torch.zeros(20, 10, dtype=torch.float64))
+    assert stats.refreshed == 200 and stats.pulses > 0
+    assert (xbar.weights() - w_before).abs().max() <= step * (1 + 1e-9)
+    gp, gm = xbar.conductances()
+    # one device of every pair is back near g_min (within the refresh tolerance)
+    assert torch.minimum(gp, gm).max() <= xbar.model.params.g_min + 0.005 * xbar.model.params.window
+    assert not sched.needs_refresh(xbar).any()
+
+
+def test_periodic_refresh_and_single_device_mapping():
+    xbar = ideal_xbar(mapping="reference")
+    sched = PulseScheduler(quantisation="round", refresh_every=1)
+    stats = sched.update(xbar, torch.full((40, 30), 0.01, dtype=torch.float64))
+    assert stats.refreshed == 0  # refresh is for SET-only pairs, not single devices
+    with pytest.raises(ValueError, match="minus array"):
+        xbar.apply_schedule(__import__("memsnn").crossbar.DensePhase(torch.ones(40, 30, dtype=torch.int32), torch.ones(40, 30, dtype=torch.int32)))
+    pair = ideal_xbar()
+    periodic = PulseScheduler(quantisation="round", refresh_every=2)
+    assert periodic.update(pair, torch.zeros(40, 30, dtype=torch.float64)).refreshed == 0
+    assert periodic.update(pair, torch.zeros(40, 30, dtype=torch.float64)).refreshed == 1200
+
+
+def test_state_aware_step_follows_the_nonlinear_law():
+    model = make_device("srtio3", read_noise_std=0.0, step_std=0.0, volatile_ratio=0.0, drift_nu=0.0,
+                        r_dtod=0.0, c_dtod=0.0, g_init_dtod=0.0, g_min_dtod=0.0, g_max_dtod=0.0)
+    xbar = Crossbar(4, 4, model, dtype=torch.float64)
+    aware = PulseScheduler(step="state_aware")
+    low = aware.pulse_step(xbar, "plus", +1)
+    xbar.apply_pulses(plus=torch.full((4, 4), 60, dtype=torch.int32))
+    high = aware.pulse_step(xbar, "plus", +1)
+    assert torch.all(high < 0.5 * low)  # the power law's steps shrink as the device potentiates
+    with pytest.raises(ValueError, match="nominal step"):
+        aware.rank1(xbar, torch.ones(4, dtype=torch.int32), torch.ones(4, dtype=torch.float64))
+
+
+def test_scheduler_input_errors():
+    xbar = ideal_xbar(shape=(5, 4))
+    sched = PulseScheduler()
+    with pytest.raises(ValueError, match=r"dW must be a tensor of shape \(5, 4\)"):
+        sched.dense(xbar, torch.zeros(4, 5))
+    with pytest.raises(ValueError, match="NaN"):
+        sched.dense(xbar, torch.full((5, 4), float("nan"), dtype=torch.float64))
+    with pytest.raises(ValueError, match="0/1 gates"):
+        sched.rank1(xbar, torch.full((5,), 0.5), torch.zeros(4))
+    with pytest.raises(ParameterError, match="quantisation='nearest'"):
+        SchedulerParams(quantisation="nearest")
