@@ -4,9 +4,9 @@
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.memsnn-installed
-OUT    ?= out/devices-$(shell date +%Y%m%d-%H%M%S)
+ARGS   ?=
 
-.PHONY: setup run test test-all clean-venv
+.PHONY: setup run quick test test-all clean-venv
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
@@ -17,7 +17,10 @@ $(STAMP): pyproject.toml
 setup: $(STAMP)
 
 run: $(STAMP)
-	$(VENV)/bin/memsnn devices --plot $(OUT)
+	$(VENV)/bin/memsnn compare $(ARGS)
+
+quick: $(STAMP)
+	$(VENV)/bin/memsnn compare --quick $(ARGS)
 
 test: $(STAMP)
 	$(PY) -m pytest -q

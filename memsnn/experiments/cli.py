@@ -121,6 +121,28 @@ def _cmd_exsitu(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from .compare import CompareConfig, run_compare
+    from .rundir import new_run_dir
+
+    fields = {"dataset": args.dataset, "device": args.device, "epochs": args.epochs, "seed": args.seed,
+              "limit": args.limit}
+    if args.rules:
+        fields["rules"] = _csv_list(args.rules)
+    fields = {k: v for k, v in fields.items() if v is not None}
+    cfg = CompareConfig.quick(**fields) if args.quick else CompareConfig(**fields)  # validates first
+    out = new_run_dir(args.out, f"compare-{cfg.dataset}-{cfg.device}")
+    print(f"run directory: {out}")
+    result = run_compare(cfg, out_dir=out, progress=not args.quiet)
+    show = result.table.copy()
+    for col in ("test_acc", "acc_after_drift"):
+        show[col] = 100 * show[col]
+    show["energy_J"] = show["energy_J"].map(lambda v: f"{v:.3g}")
+    print(show.to_string(index=False, float_format=lambda v: f"{v:.2f}"))
+    print(f"accuracies in %, after_drift = after {cfg.drift_time:g} s; files in {out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="memsnn", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -161,6 +183,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="runs", help="parent of the new run directory (default runs/)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_cmd_exsitu)
+
+    p = sub.add_parser("compare", help="in-situ rules vs digital baselines on one dataset and device (the main job)")
+    p.add_argument("--dataset", help="digits (default), iris, breast_cancer or fashion_mnist")
+    p.add_argument("--device", help="device preset of the in-situ methods (default srtio3)")
+    p.add_argument("--epochs", type=int, help="training epochs (default 10; --quick 2)")
+    p.add_argument("--rules", help="comma-separated subset of stdp,sg,logreg (default all)")
+    p.add_argument("--limit", type=int, help="keep the first N training samples")
+    p.add_argument("--seed", type=int, help="seed (default 0)")
+    p.add_argument("--quick", action="store_true", help="a small run that finishes in about a minute")
+    p.add_argument("--out", default="runs", help="parent of the new run directory (default runs/)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=_cmd_compare)
     return parser
 
 
