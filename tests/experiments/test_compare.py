@@ -1,0 +1,46 @@
+import pandas as pd
+import pytest
+
+from memsnn.experiments.cli import main
+from memsnn.experiments.compare import CompareConfig
+from memsnn.params import ParameterError
+
+
+def test_compare_quick_runs_end_to_end_and_writes_its_files(tmp_path, capsys):
+    args = ["compare", "--quick", "--dataset", "iris", "--epochs", "1", "--out", str(tmp_path), "--quiet"]
+    assert main(args) == 0
+    (run,) = list(tmp_path.iterdir())
+    for name in ("config.json", "compare.csv", "compare.md", "history.csv", "accuracy_vs_epoch.png",
+                 "conductances.png"):
+        assert (run / name).stat().st_size > 0, name
+    table = pd.read_csv(run / "compare.csv")
+    assert set(table.rule) == {"stdp", "sg", "logreg"}
+    assert len(table) == 5
+    assert table.test_acc.between(0, 1).all()
+    insitu = table[table.device == "srtio3"]
+    assert len(insitu) == 2 and (insitu.pulses > 0).all() and (insitu.energy_J > 0).all() and (insitu.phases > 0).all()
+    digital = table[table.device == "digital"]
+    assert (digital.pulses == 0).all()
+    # the logistic regression on Iris's 4 features is a strong reference
+    assert table.loc[table.rule == "logreg", "test_acc"].item() > 0.85
+    # conductance maps of every layer of every in-situ method
+    maps = sorted(p.relative_to(run / "maps").as_posix() for p in (run / "maps").rglob("*.npz"))
+    assert maps == ["stdp-srtio3/layer0_maps.npz", "surrogate-gradient_in-situ/layer0_maps.npz",
+                    "surrogate-gradient_in-situ/layer1_maps.npz"]
+    history = pd.read_csv(run / "history.csv")
+    assert set(history.method) == set(table.method) - {"logistic regression"}
+    out = capsys.readouterr().out
+    assert "test_acc" in out and str(run) in out
+    # a second run never overwrites the first
+    assert main(args + ["--rules", "logreg"]) == 0
+    assert len(list(tmp_path.iterdir())) == 2
+
+
+def test_compare_rejects_bad_options_before_any_work(tmp_path, capsys):
+    assert main(["compare", "--dataset", "mnist9", "--out", str(tmp_path)]) == 2
+    assert "dataset='mnist9' is not allowed" in capsys.readouterr().err
+    with pytest.raises(ParameterError, match="rules"):
+        CompareConfig(rules=("stdp", "hebb"))
+    with pytest.raises(ParameterError, match="epochs"):
+        CompareConfig(epochs=0)
+    assert not any(tmp_path.iterdir())  # no run directory was created
