@@ -9,7 +9,11 @@ import torch
 
 from memsnn.crossbar.encoders import delta, latency, poisson, rate
 
-spikegen = pytest.importorskip("snntorch.spikegen")
+
+
+def _spikegen():
+    """snnTorch's encoders (a test dependency); only the agreement tests need them."""
+    return pytest.importorskip("snntorch.spikegen")
 
 N_SAMPLES = 20000
 
@@ -100,7 +104,7 @@ def test_latency_matches_snntorch(linear, normalize, clip, first_spike_time, tau
     num_steps = 20  # log code without normalize: latest time tau * ln((thr + eps) / eps) ~ 11.5
     kw = dict(threshold=0.01, tau=tau, first_spike_time=first_spike_time, clip=clip, normalize=normalize, linear=linear)
     ours = latency(data, num_steps, **kw)
-    theirs = spikegen.latency(data, num_steps=num_steps, **kw)
+    theirs = _spikegen().latency(data, num_steps=num_steps, **kw)
     assert ours.shape == (num_steps, 4, 25)
     assert torch.equal(ours, theirs)
     # one spike per input, none for clipped inputs, none before first_spike_time
@@ -113,7 +117,7 @@ def test_latency_other_thresholds_match_snntorch():
     data = latency_data()
     for threshold, normalize in ((0.2, True), (0.2, False), (0.5, True)):
         kw = dict(threshold=threshold, normalize=normalize, clip=True)
-        assert torch.equal(latency(data, 16, **kw), spikegen.latency(data, num_steps=16, **kw))
+        assert torch.equal(latency(data, 16, **kw), _spikegen().latency(data, num_steps=16, **kw))
 
 
 def test_latency_order_and_clamp_to_last_step():
@@ -142,7 +146,7 @@ def test_delta_matches_snntorch(padding, off_spike):
     torch.manual_seed(1)
     data = torch.rand(12, 3, 7)
     ours = delta(data, threshold=0.3, padding=padding, off_spike=off_spike)
-    theirs = spikegen.delta(data, threshold=0.3, padding=padding, off_spike=off_spike)
+    theirs = _spikegen().delta(data, threshold=0.3, padding=padding, off_spike=off_spike)
     assert ours.shape == data.shape
     assert torch.equal(ours, theirs)
     assert (ours != 0).any() and ((ours < 0).any() == off_spike)
