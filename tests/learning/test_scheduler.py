@@ -83,7 +83,10 @@ def test_rank1_update_is_one_phase_and_gated_by_rows():
 
 def test_refresh_preserves_weights_within_one_pulse_step():
     xbar = ideal_xbar(shape=(20, 10))
-    sched = PulseScheduler(quantisation="round", k_max=1000, refresh_margin=0.05, refresh_method="write_verify")
+    # write-verify to half a pulse step (0.0005 of the window): the refresh resets both devices and
+    # verifies the difference back up
+    sched = PulseScheduler(quantisation="round", k_max=1000, refresh_margin=0.05, refresh_method="write_verify",
+                           refresh_tol=0.0005)
     step = float(sched.pulse_step(xbar, "plus", +1))
     torch.manual_seed(3)
     # drive both devices of every pair high (SET-only), keeping a known difference
@@ -140,3 +143,23 @@ def test_scheduler_input_errors():
         sched.rank1(xbar, torch.full((5,), 0.5), torch.zeros(4))
     with pytest.raises(ParameterError, match="quantisation='nearest'"):
         SchedulerParams(quantisation="nearest")
+
+
+def test_refresh_trigger_allows_for_the_spread_of_g_max():
+    # g_max spread of 10 % of the window: a device whose own bound is low saturates below the
+    # nominal trigger; with refresh_spread = 2 the trigger sits at 1 - (0.05 + 0.2) of the window
+    xbar = ideal_xbar(shape=(200, 50), g_max_dtod=0.1)
+    own = xbar.plus.dev["g_max"]
+    window = xbar.model.params.window
+    g_min = xbar.model.params.g_min
+    # saturate every G_plus at its own bound (SET-only: a large potentiation)
+    xbar.apply_schedule(PulseScheduler(quantisation="round", k_max=5000).dense(xbar, torch.full((200, 50), 10.0, dtype=torch.float64)).phases[0])
+    gp, _ = xbar.conductances()
+    torch.testing.assert_close(gp, own.to(gp.dtype), rtol=1e-6, atol=0.0)
+    nominal = PulseScheduler(refresh_spread=0.0).needs_refresh(xbar)
+    aware = PulseScheduler().needs_refresh(xbar)
+    low = own < g_min + (1 - 0.05) * window  # devices whose own bound is under the nominal trigger
+    assert 0.2 < low.double().mean() < 0.45  # ~31 % for a normal spread
+    assert torch.equal(nominal, ~low)  # the nominal trigger never fires for them
+    beyond = own < g_min + (1 - 0.25) * window  # under even the spread-aware trigger (~0.6 %)
+    assert torch.equal(aware, ~beyond) and beyond.double().mean() < 0.02
