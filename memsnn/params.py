@@ -126,6 +126,17 @@ class Params:
             )
         return cls(**dict(data))
 
+    @classmethod
+    def resolve(cls, params: Any, overrides: Mapping[str, Any]):
+        """The parameters a constructor taking ``params=None, **overrides`` should use: defaults
+        with ``overrides`` when ``params`` is None, else ``params`` with ``overrides`` applied
+        (validated either way); anything but an instance of ``cls`` or None is a TypeError."""
+        if params is None:
+            return cls.from_dict(overrides)
+        if not isinstance(params, cls):
+            raise TypeError(f"params must be {cls.__name__} or None, got {type(params).__name__}")
+        return params.replace(**overrides) if overrides else params
+
     def replace(self, **changes: Any):
         """A copy with some fields changed (validated; unknown names are errors)."""
         merged = self.to_dict()

@@ -203,13 +203,7 @@ class LIF(nn.Module):
 
     def __init__(self, params: LIFParams | None = None, *, return_membrane: bool = False, **overrides: Any):
         super().__init__()
-        if params is None:
-            params = LIFParams.from_dict(overrides)
-        elif not isinstance(params, LIFParams):
-            raise TypeError(f"params must be LIFParams or None, got {type(params).__name__}")
-        elif overrides:
-            params = params.replace(**overrides)
-        self.params = params
+        self.params = LIFParams.resolve(params, overrides)
         self.return_membrane = bool(return_membrane)
 
     def forward(self, currents: Tensor, state: LIFState | None = None, *, return_membrane: bool | None = None):

@@ -28,18 +28,25 @@ class TrainingDiverged(RuntimeError):
     """The loss or the gradient became NaN or infinite."""
 
 
-def evaluate(net: SpikingNetwork, x: torch.Tensor, y: torch.Tensor, encoder: Callable, *, batch_size: int = 256,
-             seed: int = 0) -> float:
-    """Accuracy of ``net`` on samples ``x`` ``[N, F]`` with labels ``y`` ``[N]`` (no gradients)."""
+def batched_accuracy(predict: Callable, x: torch.Tensor, y: torch.Tensor, *, batch_size: int = 256,
+                     seed: int = 0) -> float:
+    """Fraction of ``x`` ``[N, F]`` that ``predict(x_batch, generator)`` labels as ``y`` ``[N]``,
+    in batches, without gradients, with one generator seeded by ``seed``."""
     if len(x) != len(y):
         raise ValueError(f"x has {len(x)} samples but y has {len(y)}")
     gen = torch.Generator().manual_seed(seed)
     correct = 0
     with torch.no_grad():
         for i in range(0, len(x), batch_size):
-            spikes = encoder(x[i:i + batch_size], gen)
-            correct += int((net(spikes).predictions() == y[i:i + batch_size].to(spikes.device)).sum())
+            correct += int((predict(x[i:i + batch_size], gen).cpu() == y[i:i + batch_size].cpu()).sum())
     return correct / max(len(x), 1)
+
+
+def evaluate(net: SpikingNetwork, x: torch.Tensor, y: torch.Tensor, encoder: Callable, *, batch_size: int = 256,
+             seed: int = 0) -> float:
+    """Accuracy of ``net`` on samples ``x`` ``[N, F]`` with labels ``y`` ``[N]`` (no gradients)."""
+    return batched_accuracy(lambda xb, gen: net(encoder(xb, gen)).predictions(), x, y, batch_size=batch_size,
+                            seed=seed)
 
 
 def train_bptt(

@@ -290,13 +290,7 @@ class CSDP(Method):
                              "per-synapse moments; use 'sgd' or 'sign' in-situ")
         if program not in ("write_verify", "open_loop", "direct"):
             raise ValueError(f"program={program!r} is not allowed: use 'write_verify', 'open_loop' or 'direct'")
-        if params is None:
-            params = CSDPParams.from_dict(overrides)
-        elif not isinstance(params, CSDPParams):
-            raise TypeError(f"params must be CSDPParams or None, got {type(params).__name__}")
-        elif overrides:
-            params = params.replace(**overrides)
-        self.params = p = params
+        self.params = p = CSDPParams.resolve(params, overrides)
         self.optimizer = optimizer
         self.eta, self.readout_lr = p.learning_rates(optimizer)
         self.n_features, self.n_classes, self.hidden = n_features, n_classes, tuple(hidden)

@@ -24,7 +24,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..crossbar.array import Crossbar
-from .bptt import TrainingDiverged
+from .bptt import TrainingDiverged, batched_accuracy
 
 __all__ = ["Method", "StepStats", "fit", "accuracy"]
 
@@ -79,14 +79,7 @@ class Method(ABC):
 
 def accuracy(method: Method, x: Tensor, y: Tensor, *, batch_size: int = 256, seed: int = 0) -> float:
     """Fraction of ``x`` ``[N, F]`` the method classifies as ``y`` ``[N]`` (no learning)."""
-    if len(x) != len(y):
-        raise ValueError(f"x has {len(x)} samples but y has {len(y)}")
-    gen = torch.Generator().manual_seed(seed)
-    correct = 0
-    with torch.no_grad():
-        for i in range(0, len(x), batch_size):
-            correct += int((method.predict(x[i:i + batch_size], gen).cpu() == y[i:i + batch_size].cpu()).sum())
-    return correct / max(len(x), 1)
+    return batched_accuracy(method.predict, x, y, batch_size=batch_size, seed=seed)
 
 
 def fit(

@@ -65,6 +65,7 @@ import torch
 
 from ..crossbar.array import Crossbar, CrossbarParams
 from ..crossbar.encoders import latency
+from ..crossbar.layers import CrossbarLinear
 from ..crossbar.neurons import LIFParams, LIFState, first_spike_times, lif_step
 from ..crossbar.periphery import PeripheryParams
 from ..device_models import DeviceModel, make_device
@@ -248,14 +249,9 @@ class SupervisedSTDP(Method):
         for nm, v, lo in (("n_features", n_features, 1), ("n_classes", n_classes, 2)):
             if isinstance(v, bool) or not isinstance(v, int) or v < lo:
                 raise ValueError(f"{nm}={v!r} must be an integer >= {lo}")
-        if mapping is not None and "signed" not in overrides and (params is None or params.signed != (mapping != "unipolar")):
+        if mapping is not None and "signed" not in overrides and (params is None or getattr(params, "signed", None) != (mapping != "unipolar")):
             overrides["signed"] = mapping != "unipolar"  # before validation: w_init may be signed
-        if params is None:
-            params = STDPParams.from_dict(overrides)
-        elif not isinstance(params, STDPParams):
-            raise TypeError(f"params must be STDPParams or None, got {type(params).__name__}")
-        elif overrides:
-            params = params.replace(**overrides)
+        params = STDPParams.resolve(params, overrides)
         if mapping is not None:
             if mapping not in ("unipolar", "differential", "reference"):
                 raise ValueError(f"mapping={mapping!r} is not allowed: use 'unipolar', 'differential' or 'reference'")
@@ -282,8 +278,7 @@ class SupervisedSTDP(Method):
         self.xbar: Crossbar | None = None
         self.scheduler: PulseScheduler | None = None
         self.compensate_drift = compensate_drift
-        self._ref0: float | None = None
-        self._ref_version, self._factor = -1, 1.0
+        self._drift: CrossbarLinear | None = None  # holds the drift reference in-situ
         if device is None:
             self.w = w0.to(self.torch_device)
             self.name = "stdp-float"
@@ -296,6 +291,7 @@ class SupervisedSTDP(Method):
             self.xbar = Crossbar(self.n_in, self.n_out, model, params=xp, periphery=periphery,
                                  device=self.torch_device, seed=seed)
             self.xbar.program(w0.to(self.torch_device), method=program)
+            self._drift = CrossbarLinear(self.xbar, compensate_drift=compensate_drift)
             self.calibrate_drift()
             if isinstance(scheduler, PulseScheduler):
                 self.scheduler = scheduler
@@ -350,33 +346,20 @@ class SupervisedSTDP(Method):
             return spikes @ self.w
         flat = spikes.reshape(T * B, n).to(self.xbar.dtype)
         cur = self.xbar.vmm(flat, binary=True).reshape(T, B, self.n_out).to(torch.float32)
-        return cur * self.drift_factor() if self.compensate_drift else cur
-
-    def _reference(self) -> float:
-        """Summed output of the array for a reference input (every row spiking), one read."""
-        ref = torch.ones((1, self.n_in), dtype=self.xbar.dtype, device=self.xbar.device)
-        return float(self.xbar.vmm(ref, binary=True).abs().sum())
+        return cur * self.drift_factor()
 
     def calibrate_drift(self) -> None:
         """Take the drift reference now (done after every learning batch in-situ)."""
-        if self.xbar is not None:
-            self._ref0, self._ref_version, self._factor = self._reference(), self.xbar.version, 1.0
+        if self._drift is not None:
+            self._drift.calibrate_drift()
 
     def drift_factor(self) -> float:
-        """Global drift compensation (as :class:`~memsnn.crossbar.layers.CrossbarLinear`'s): the
+        """Global drift compensation (:class:`~memsnn.crossbar.layers.CrossbarLinear`'s): the
         reference read after the last learning batch over the same read now, a single digital gain
         on the membrane input that undoes the mean drift since then (1.0 on float weights). The
         thresholds are digital and do not drift, so without it a day of drift (conductances about
         -35 % on srtio3) silences the layer."""
-        if self.xbar is None or not self.compensate_drift:
-            return 1.0
-        if self._ref0 is None:
-            self.calibrate_drift()
-        if self.xbar.version != self._ref_version:
-            now = self._reference()
-            self._factor = self._ref0 / now if now > 0 else 1.0
-            self._ref_version = self.xbar.version
-        return self._factor
+        return 1.0 if self._drift is None else self._drift.drift_factor()
 
     def _theta_offset(self) -> Tensor:
         """Per-neuron threshold as the LIF state's constant offset ``a`` above the base threshold."""

@@ -220,6 +220,7 @@ def test_bad_inputs_raise_before_writing(tmp_path):
     _bad(tmp_path, r"tile_size must be two positive ints", tile_size=(4,))
     _bad(tmp_path, r"dtype.*int64.*float32", weight=np.zeros((6, 5), dtype=np.int64))
     _bad(tmp_path, r"meta\['x'\]", meta={"x": [1, 2]})
+    assert [p for p in tmp_path.rglob("*") if p.is_file()] == []  # no case wrote any file
 
 
 def test_load_rejects_bad_files(tmp_path):
