@@ -41,51 +41,29 @@ import pandas as pd
 import torch
 
 from memsnn.crossbar.coding import Encoder
+from memsnn.crossbar.perturb import event_noise, jitter
 from memsnn.crossbar.network import SpikingNetwork
 from memsnn.experiments.datasets import load_dataset
-from memsnn.learning.loop import fit
+from memsnn.learning.loop import accuracy, fit
 from memsnn.learning.sg import DigitalSG, InSituSG, InSituSGParams
 from memsnn.learning.ssdp import DigitalSSDP, InSituSSDP, SSDPParams
 
 
-def jitter(spikes: torch.Tensor, sigma: float, gen: torch.Generator) -> torch.Tensor:
-    """Move every spike of ``spikes`` ``[T, B, N]`` by ``round(N(0, sigma))`` steps, clipped to the window."""
-    T = spikes.shape[0]
-    t, b, n = torch.nonzero(spikes, as_tuple=True)
-    shift = torch.round(torch.randn(len(t), generator=gen) * sigma).long()
-    out = torch.zeros_like(spikes)
-    out[(t + shift).clamp(0, T - 1), b, n] = 1.0
-    return out
-
-
-def event_noise(spikes: torch.Tensor, drop: float, spurious: float, gen: torch.Generator) -> torch.Tensor:
-    """Drop each spike with probability ``drop``; add a spike at each slot with probability ``spurious``."""
-    keep = torch.rand(spikes.shape, generator=gen) >= drop
-    extra = torch.rand(spikes.shape, generator=gen) < spurious
-    return ((spikes * keep) + extra.to(spikes.dtype)).clamp(max=1.0)
-
-
-def evaluate(method, data, enc: Encoder, args, seed: int) -> dict[str, float]:
-    conditions = {"clean": lambda s, g: s}
+def evaluate(method, data, args, seed: int) -> dict[str, float]:
+    """Test accuracy clean, under each jitter and under event noise (same perturbation draws for every method)."""
+    conditions = {"clean": None}
     for s in args.jitter:
         conditions[f"jitter {s:g}"] = lambda sp, g, s=s: jitter(sp, s, g)
     conditions["events"] = lambda sp, g: event_noise(sp, args.drop, args.spurious, g)
-    out = {}
-    with torch.no_grad():
-        for name, perturb in conditions.items():
-            gen = torch.Generator().manual_seed(1000 + seed)  # the same perturbation for every method
-            correct = 0
-            for i in range(0, len(data.x_test), 256):
-                x, y = data.x_test[i:i + 256], data.y_test[i:i + 256]
-                spikes = perturb(enc(x, gen), gen)
-                correct += int((method.net(spikes).predictions() == y).sum())
-            out[name] = correct / len(data.x_test)
-    return out
+    return {name: accuracy(method, data.x_test, data.y_test, seed=1000 + seed, perturb=perturb)
+            for name, perturb in conditions.items()}
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    ap.add_argument("--dataset", default="digits", help="digits or fashion_mnist (needs Debian's dataset-fashion-mnist)")
+    ap.add_argument("--limit", type=int, help="keep the first N training samples (Fashion-MNIST has 60000)")
     ap.add_argument("--epochs", type=int, default=4)
     ap.add_argument("--hidden", type=int, default=48)
     ap.add_argument("--num-steps", type=int, default=16)
@@ -102,14 +80,14 @@ def main(argv=None):
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     t_start = time.perf_counter()
-    data = load_dataset("digits", seed=0)
+    data = load_dataset(args.dataset, seed=0, limit=args.limit)
     data = dataclasses.replace(data, x_test=data.x_test.clamp(0.0, 1.0))  # min-max scaling fitted on train
     if args.encoding == "latency":
         enc = Encoder(kind="latency", num_steps=args.num_steps, linear=True, normalize=True, clip=True, threshold=0.05)
     else:
         enc = Encoder(kind="rate", num_steps=args.num_steps)
     ssdp = SSDPParams(A_plus=args.A_plus, A_base=args.A_base, gate=args.gate, warmup_batches=10)
-    sizes = [data.x_train.shape[1], args.hidden, 10]
+    sizes = [data.x_train.shape[1], args.hidden, data.n_classes]
     rows = []
     for seed in args.seeds:
         net = lambda: SpikingNetwork(sizes, seed=seed)
@@ -121,7 +99,7 @@ def main(argv=None):
         for name, m in methods.items():
             t0 = time.perf_counter()
             hist = fit(m, data, epochs=args.epochs, batch_size=32, seed=seed, progress=False, num_steps=args.num_steps)
-            row = {"method": name, "seed": seed, **evaluate(m, data, enc, args, seed)}
+            row = {"method": name, "seed": seed, **evaluate(m, data, args, seed)}
             c = m.counters()
             if "ssdp_pulses" in c:
                 row["ssdp/sg pulses"] = c["ssdp_pulses"] / max(c["sg_pulses"], 1)
@@ -136,7 +114,7 @@ def main(argv=None):
     table = pd.DataFrame({c: [f"{m:.3f} +- {s:.3f}" if c not in ("train s", "ssdp/sg pulses") else
                               (f"{m:.1f}" if c == "train s" else (f"{m:.4f}" if np.isfinite(m) else ""))
                               for m, s in zip(mean[c], std[c])] for c in cols}, index=order)
-    print(f"\ndigits, {sizes}, {args.encoding} code, T = {args.num_steps}, {args.epochs} epochs, seeds {args.seeds}, "
+    print(f"\n{args.dataset} ({len(data.x_train)} training samples), {sizes}, {args.encoding} code, T = {args.num_steps}, {args.epochs} epochs, seeds {args.seeds}, "
           f"SSDP A_plus = {args.A_plus:g}, A_base = {args.A_base:g}, gate = {args.gate}; "
           f"events: drop {args.drop:g}, spurious {args.spurious:g}")
     print(table.to_string())

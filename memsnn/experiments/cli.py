@@ -135,11 +135,92 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     print(f"run directory: {out}")
     result = run_compare(cfg, out_dir=out, progress=not args.quiet)
     show = result.table.copy()
-    for col in ("test_acc", "acc_after_drift"):
+    for col in ("test_acc", "acc_jitter", "acc_after_drift"):
         show[col] = 100 * show[col]
     show["energy_J"] = show["energy_J"].map(lambda v: f"{v:.3g}")
     print(show.to_string(index=False, float_format=lambda v: f"{v:.2f}"))
-    print(f"accuracies in %, after_drift = after {cfg.drift_time:g} s; files in {out}")
+    print(f"accuracies in %; acc_jitter: input spikes jittered by {cfg.jitter:g} steps (std); after_drift: after "
+          f"{cfg.drift_time:g} s; pulses_per_synapse_epoch: training pulses per weight per epoch; files in {out}")
+    return 0
+
+
+def _cmd_config(args: argparse.Namespace) -> int:
+    from .config import example_toml, load_config, write_example
+
+    if args.check:
+        cfg = load_config(args.check)  # raises ConfigError listing every problem
+        print(f"{args.check}: valid ({cfg.rule.name} {'in-situ' if cfg.rule.insitu else 'float'} on "
+              f"{cfg.data.dataset}, device {cfg.device.preset})")
+        return 0
+    if not args.example:
+        raise ValueError("memsnn config: pass --example (print or --out a documented example) or --check FILE")
+    if args.out:
+        print(f"wrote {write_example(args.out, overwrite=args.overwrite)}")
+    else:
+        print(example_toml(), end="")
+    return 0
+
+
+def _parse_sets(items: Sequence[str]) -> dict[str, str]:
+    out = {}
+    for item in items:
+        if "=" not in item:
+            raise ValueError(f"--set {item!r} must look like KEY=VALUE, e.g. device.read_noise_std=0.02")
+        key, value = item.split("=", 1)
+        out[key.strip()] = value.strip()
+    return out
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from .config import load_config
+    from .rundir import new_run_dir
+    from .runner import run_experiment
+
+    cfg = load_config(args.config)
+    if args.set:
+        cfg = cfg.with_overrides(_parse_sets(args.set))  # validated before any work
+    name = cfg.name or f"{cfg.rule.name}-{cfg.data.dataset}-{cfg.device.preset if cfg.rule.insitu else 'float'}"
+    out = new_run_dir(args.out, "".join(c if c.isalnum() or c in "._-" else "_" for c in name))
+    print(f"run directory: {out}")
+    metrics = run_experiment(cfg, out, progress=not args.quiet)
+    for key, value in metrics.items():
+        if isinstance(value, float):
+            print(f"{key:>30s}  {value:.4g}")
+    return 0
+
+
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    from .config import load_config
+    from .sweep import parse_grid, run_sweep
+
+    try:
+        seeds = tuple(int(s) for s in _csv_list(args.seeds))
+    except ValueError:
+        raise ValueError(f"--seeds {args.seeds!r} must be comma-separated integers, e.g. 0,1,2") from None
+    cfg = load_config(args.config)
+    if args.set:
+        cfg = cfg.with_overrides(_parse_sets(args.set))
+    grid = parse_grid(args.grid)  # every point is validated by run_sweep before the first run
+    executor = "dask" if args.scheduler else args.executor
+    summary = run_sweep(cfg, grid, Path(args.out), mode=args.mode, seeds=seeds, executor=executor,
+                        workers=args.workers, scheduler=args.scheduler, progress=not args.quiet,
+                        retry_failed=args.retry_failed)
+    print(summary)
+    return 0 if not (summary.failed or summary.lost) else 1
+
+
+def _cmd_results(args: argparse.Namespace) -> int:
+    from .results import collect, format_summary
+
+    df = collect(args.dir)  # rebuilds results.parquet / results.csv from DIR/runs (derived data)
+    print(format_summary(df, by=args.by))
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from .report import write_report
+
+    print(f"wrote {write_report(args.sweep_dir, fmt=args.format, out=args.out, overwrite=args.overwrite)}")
     return 0
 
 
@@ -188,13 +269,56 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset", help="digits (default), iris, breast_cancer or fashion_mnist")
     p.add_argument("--device", help="device preset of the in-situ methods (default srtio3)")
     p.add_argument("--epochs", type=int, help="training epochs (default 10; --quick 2)")
-    p.add_argument("--rules", help="comma-separated subset of stdp,sg,logreg (default all)")
+    p.add_argument("--rules", help="comma-separated subset of stdp,sg,ssdp,csdp,logreg (default all)")
     p.add_argument("--limit", type=int, help="keep the first N training samples")
     p.add_argument("--seed", type=int, help="seed (default 0)")
     p.add_argument("--quick", action="store_true", help="a small run that finishes in about a minute")
     p.add_argument("--out", default="runs", help="parent of the new run directory (default runs/)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_cmd_compare)
+    p = sub.add_parser("config", help="experiment config files: a documented example, or check one")
+    p.add_argument("--example", action="store_true", help="print a documented example config (or write it to --out)")
+    p.add_argument("--out", help="write the example here instead of printing it")
+    p.add_argument("--check", metavar="FILE", help="validate a config file and report every problem")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
+    p.set_defaults(func=_cmd_config)
+
+    p = sub.add_parser("run", help="run one experiment from a TOML config into a new run directory")
+    p.add_argument("config", help="TOML config (see memsnn config --example)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a dotted key, e.g. device.read_noise_std=0.02 (repeatable)")
+    p.add_argument("--out", default="runs", help="parent of the new run directory (default runs/)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=_cmd_run)
+
+    p = sub.add_parser("sweep", help="run a config over a grid of overrides and seeds (resumable, local or Dask)")
+    p.add_argument("config", help="base config TOML")
+    p.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2,...",
+                   help="a dotted key and its values, e.g. device.read_noise_std=0,0.02,0.05 (repeatable)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override the base config (repeatable)")
+    p.add_argument("--out", required=True, help="sweep directory (new, or the same sweep to resume it)")
+    p.add_argument("--mode", choices=("product", "zip"), default="product", help="cartesian product or zipped lists")
+    p.add_argument("--seeds", default="0,1,2", help="comma-separated seeds, one run per point and seed (default 0,1,2)")
+    p.add_argument("--executor", choices=("local", "dask"), default="local",
+                   help="local processes, or Dask (a LocalCluster, or --scheduler ADDRESS)")
+    p.add_argument("--workers", type=int, help="worker processes (default: all CPUs)")
+    p.add_argument("--scheduler", help="address of a running Dask scheduler, e.g. tcp://10.0.0.5:8786 (implies dask)")
+    p.add_argument("--retry-failed", action="store_true", help="run failed runs again")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_sweep)
+
+    p = sub.add_parser("results", help="mean and spread over seeds of a sweep's runs (rebuilds its results table)")
+    p.add_argument("dir", metavar="DIR", help="a sweep directory (sweep.toml, runs/)")
+    p.add_argument("--by", nargs="+", help="columns to group by (default: every swept key)")
+    p.set_defaults(func=_cmd_results)
+
+    p = sub.add_parser("report", help="HTML or Markdown report of a sweep directory: figures and tables")
+    p.add_argument("sweep_dir", metavar="DIR", help="a sweep directory (sweep.toml, results.parquet, runs/)")
+    p.add_argument("--format", choices=("html", "md"), default="html",
+                   help="html: one self-contained file; md: report.md plus report_files/")
+    p.add_argument("--out", help="report file (default DIR/report.html or DIR/report.md)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing report")
+    p.set_defaults(func=_cmd_report)
     return parser
 
 
@@ -203,7 +327,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, TypeError, FileExistsError, FileNotFoundError) as err:
+    except (ValueError, TypeError, FileExistsError, FileNotFoundError, NotADirectoryError, IsADirectoryError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
 

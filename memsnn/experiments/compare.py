@@ -4,11 +4,17 @@ On one dataset and one device preset, with the same seed and split, it trains an
 
 - supervised STDP in-situ (pulses on the device) and on float weights (``stdp``);
 - surrogate-gradient training in-situ (BPTT gradients as pulses) and digital (Adam) (``sg``);
+- the same surrogate-gradient training plus SSDP on the last layer, in-situ and digital (``ssdp``);
+  same seed, so the ``sg`` rows are its without-SSDP control;
+- CSDP with its delta-rule readout, in-situ and on float weights with the same plain-SGD
+  optimiser (``csdp``);
 - a logistic-regression reference on the raw features (``logreg``).
 
-For each it reports the test accuracy after training, the accuracy after ``drift_time`` (one day by
-default) of drift, the programming pulses and energy (initial programming included), the update
-phases (time on hardware), and the wall time. Everything goes to a new run directory:
+Methods are built by :func:`memsnn.experiments.methods.build_method`. For each it reports the test
+accuracy after training, the accuracy with every input spike jittered by ``round(N(0, jitter))``
+steps (2 by default), the accuracy after ``drift_time`` (one day by default) of drift, the
+programming pulses and energy (initial programming included), training pulses per synapse per
+epoch, the update phases (time on hardware), and the wall time. Everything goes to a new run directory:
 ``config.json``, ``compare.csv`` / ``compare.md``, ``history.csv`` (per epoch and method), plots
 (accuracy against epoch per method, conductance histograms of the in-situ arrays), and the final
 conductance maps of every in-situ method under ``maps/``.
@@ -30,10 +36,11 @@ from ..crossbar.coding import Encoder
 from ..crossbar.network import SpikingNetwork
 from ..crossbar.neurons import LIFParams
 from ..device_models import preset_names
-from ..learning.loop import Method, accuracy, fit
+from ..learning.loop import Method, fit
 from ..params import Params, param
 from .datasets import dataset_names, load_dataset
 from .exsitu import _markdown
+from .methods import build_method, evaluate
 from .snn_plots import plot_conductance_histograms
 
 __all__ = ["CompareConfig", "CompareResult", "run_compare", "RULES"]
@@ -42,6 +49,8 @@ __all__ = ["CompareConfig", "CompareResult", "run_compare", "RULES"]
 RULES = {
     "stdp": ("stdp in-situ", "stdp float"),
     "sg": ("surrogate-gradient in-situ", "surrogate-gradient digital"),
+    "ssdp": ("SSDP in-situ", "SSDP digital"),
+    "csdp": ("csdp in-situ", "csdp float"),
     "logreg": ("logistic regression",),
 }
 
@@ -64,6 +73,7 @@ class CompareConfig(Params):
     digital_lr: float = param(2e-3, unit="1", check=">0", doc="Adam learning rate of the digital baseline")
     limit: int | None = param(None, unit="samples", check="int>=1", optional=True, doc="keep the first N training samples")
     drift_time: float = param(86400.0, unit="s", check=">=0", doc="drift before the second evaluation")
+    jitter: float = param(2.0, unit="steps", check=">=0", doc="std of the input spike-time jitter of the robustness column")
     seed: int = param(0, unit="1", check="int>=0", doc="seed of split, weights, spikes and devices")
 
     def __post_init__(self) -> None:
@@ -92,29 +102,12 @@ class CompareResult:
 
 
 def _methods(cfg: CompareConfig, data, rule: str) -> list[Method]:
-    if rule == "stdp":
-        from ..learning.stdp import STDPParams, SupervisedSTDP
-
-        sp = STDPParams.for_dataset(data.image_shape is not None, data.n_features)
-        return [SupervisedSTDP(data.n_features, data.n_classes, sp, device=cfg.device, seed=cfg.seed),
-                SupervisedSTDP(data.n_features, data.n_classes, sp, device=None, seed=cfg.seed)]
-    if rule == "sg":
-        from ..learning.scheduler import SchedulerParams
-        from ..learning.sg import DigitalSG, InSituSG, InSituSGParams
-
-        enc = Encoder(num_steps=cfg.num_steps)
-
-        def net():
-            return SpikingNetwork([data.n_features, cfg.hidden, data.n_classes], neuron=LIFParams(beta=0.9), seed=cfg.seed)
-
-        # state-aware steps: the asymmetric srtio3 law makes a SET step near g_min 6x a RESET step;
-        # measured on digits/srtio3 (64 hidden, T = 10, 3 epochs on 600 samples, noise off) 84 %
-        # against 78 % with nominal steps
-        sched = SchedulerParams(step="state_aware")
-        return [InSituSG(net(), cfg.device, enc, params=InSituSGParams(lr=cfg.sg_lr), scheduler=sched,
-                         seed=cfg.seed),
-                DigitalSG(net(), enc, lr=cfg.digital_lr)]
-    return []
+    """The in-situ and the float method of ``rule``, built by :func:`memsnn.experiments.methods.build_method`."""
+    enc = Encoder(num_steps=cfg.num_steps)
+    extra = {"sg": {"lr": cfg.sg_lr, "digital_lr": cfg.digital_lr},
+             "ssdp": {"lr": cfg.sg_lr, "digital_lr": cfg.digital_lr}}.get(rule, {})
+    return [build_method(rule, insitu, data, device=cfg.device, encoder=enc, hidden=(cfg.hidden,),
+                         rule_params=extra, seed=cfg.seed) for insitu in (True, False)]
 
 
 def _logreg(data, seed: int) -> dict:
@@ -124,8 +117,10 @@ def _logreg(data, seed: int) -> dict:
     clf = LogisticRegression(max_iter=2000, random_state=seed)
     clf.fit(data.x_train.numpy(), data.y_train.numpy())
     acc = float((clf.predict(data.x_test.numpy()) == data.y_test.numpy()).mean())
+    # no spikes, no devices: jitter and pulses per synapse do not apply
     return {"method": "logistic regression", "rule": "logreg", "device": "digital", "test_acc": acc,
-            "acc_after_drift": acc, "pulses": 0, "energy_J": 0.0, "phases": 0, "wall_s": time.perf_counter() - t0}
+            "acc_jitter": float("nan"), "acc_after_drift": acc, "pulses": 0, "pulses_per_synapse_epoch": float("nan"),
+            "energy_J": 0.0, "phases": 0, "wall_s": time.perf_counter() - t0}
 
 
 def run_compare(cfg: CompareConfig | None = None, *, out_dir: str | Path | None = None, progress: bool = True) -> CompareResult:
@@ -145,22 +140,20 @@ def run_compare(cfg: CompareConfig | None = None, *, out_dir: str | Path | None 
         for method in _methods(cfg, data, rule):
             t0 = time.perf_counter()
             epochs = cfg.stdp_epochs if rule == "stdp" and cfg.stdp_epochs else cfg.epochs
+            before = int(method.counters().get("pulses", 0))
             hist = fit(method, data, epochs=epochs, batch_size=cfg.batch_size, seed=cfg.seed, progress=progress,
                        num_steps=cfg.num_steps)
             hist.insert(0, "method", method.name)
             histories.append(hist)
-            acc = float(hist.test_acc.iloc[-1])
-            counters = method.counters()
             if method.crossbars():
-                method.advance(cfg.drift_time)
-                drifted = accuracy(method, data.x_test, data.y_test, seed=cfg.seed + 2)
                 in_situ[method.name] = method
-            else:
-                drifted = acc
+            m = evaluate(method, data, times=(0.0, cfg.drift_time), jitter=(cfg.jitter,), seed=cfg.seed,
+                         pulses_before=before, epochs=epochs)
             rows.append({"method": method.name, "rule": rule, "device": cfg.device if method.crossbars() else "digital",
-                         "test_acc": acc, "acc_after_drift": drifted, "pulses": int(counters.get("pulses", 0)),
-                         "energy_J": float(counters.get("energy_J", 0.0)), "phases": int(hist.phases.sum()),
-                         "wall_s": time.perf_counter() - t0})
+                         "test_acc": m["test_acc"], "acc_jitter": m[f"acc_jitter_{cfg.jitter:g}"],
+                         "acc_after_drift": m[f"acc_at_{cfg.drift_time:g}s"], "pulses": m["pulses"],
+                         "pulses_per_synapse_epoch": m["pulses_per_synapse_per_epoch"], "energy_J": m["energy_J"],
+                         "phases": int(hist.phases.sum()), "wall_s": time.perf_counter() - t0})
     table = pd.DataFrame(rows)
     history = pd.concat(histories, ignore_index=True) if histories else pd.DataFrame()
     if out is not None:

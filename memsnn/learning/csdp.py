@@ -416,13 +416,14 @@ class CSDP(Method):
         return None
 
     def encode(self, x: Tensor, generator: torch.Generator | None = None) -> Tensor:
-        """Input spikes ``[T, B, F]`` (``2F`` with ``complement``): Bernoulli(x) per step."""
+        """Input spikes ``[T, B, F]`` (``2F`` with ``complement``): Bernoulli(x) per step; perturbed
+        only while :func:`~memsnn.learning.loop.accuracy` evaluates with ``perturb``."""
         x = self._check_x(x)
         if self.params.complement:
             x = torch.cat((x, 1.0 - x), dim=1)
         u = torch.rand((self.params.num_steps,) + tuple(x.shape), generator=self._gen(generator),
                        device=x.device, dtype=x.dtype)
-        return (u < x).to(x.dtype)
+        return self.perturb_spikes((u < x).to(x.dtype))
 
     def _context(self, labels: Tensor | None, B: int) -> Tensor:
         """Context rows ``[B, n_ctx]``: ``context_copies`` one-hots of ``labels`` (zeros for None)."""

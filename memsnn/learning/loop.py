@@ -18,6 +18,7 @@ import math
 import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from typing import Callable
 
 import pandas as pd
 import torch
@@ -50,6 +51,14 @@ class Method(ABC):
     name: str = "method"
     #: seconds one sample takes to present (drift during training); None: 1 ms per time step
     seconds_per_sample: float | None = None
+    #: set by :func:`accuracy` while it evaluates under perturbed input spikes; None otherwise
+    spike_perturbation: Callable[[Tensor], Tensor] | None = None
+
+    def perturb_spikes(self, spikes: Tensor) -> Tensor:
+        """The input raster ``[T, B, N]`` as the method should see it: unchanged, or perturbed
+        while :func:`accuracy` runs with ``perturb``. Every ``predict`` passes its encoded input
+        through this."""
+        return spikes if self.spike_perturbation is None else self.spike_perturbation(spikes)
 
     @abstractmethod
     def train_batch(self, x: Tensor, y: Tensor, generator: torch.Generator) -> StepStats:
@@ -77,9 +86,23 @@ class Method(ABC):
         return {"pulses": sum(x.total_pulses for x in xs), "energy_J": sum(x.energy for x in xs)}
 
 
-def accuracy(method: Method, x: Tensor, y: Tensor, *, batch_size: int = 256, seed: int = 0) -> float:
-    """Fraction of ``x`` ``[N, F]`` the method classifies as ``y`` ``[N]`` (no learning)."""
-    return batched_accuracy(method.predict, x, y, batch_size=batch_size, seed=seed)
+def accuracy(method: Method, x: Tensor, y: Tensor, *, batch_size: int = 256, seed: int = 0,
+             perturb: Callable[[Tensor, torch.Generator], Tensor] | None = None) -> float:
+    """Fraction of ``x`` ``[N, F]`` the method classifies as ``y`` ``[N]`` (no learning).
+
+    ``perturb(spikes, generator) -> spikes`` (e.g. :func:`memsnn.crossbar.perturb.jitter`) changes
+    the encoded input raster ``[T, B, N]`` before the network sees it, with its own generator
+    seeded from ``seed``: every method evaluated with the same seed gets the same perturbation
+    draws for the same spikes.
+    """
+    if perturb is None:
+        return batched_accuracy(method.predict, x, y, batch_size=batch_size, seed=seed)
+    pgen = torch.Generator().manual_seed(seed + 7919)
+    method.spike_perturbation = lambda spikes: perturb(spikes, pgen)
+    try:
+        return batched_accuracy(method.predict, x, y, batch_size=batch_size, seed=seed)
+    finally:
+        method.spike_perturbation = None
 
 
 def fit(

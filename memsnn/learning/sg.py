@@ -63,7 +63,7 @@ class DigitalSG(Method):
         return StepStats(loss=float(loss.detach()), correct=int((out.predictions() == y).sum()), seen=len(y))
 
     def predict(self, x: Tensor, generator: torch.Generator) -> Tensor:
-        return self.net(self.encoder(x, generator)).predictions()
+        return self.net(self.perturb_spikes(self.encoder(x, generator))).predictions()
 
 
 @dataclass(frozen=True)
@@ -140,4 +140,4 @@ class InSituSG(Method):
         return stats
 
     def predict(self, x: Tensor, generator: torch.Generator) -> Tensor:
-        return self.net(self.encoder(x, generator)).predictions()
+        return self.net(self.perturb_spikes(self.encoder(x, generator))).predictions()

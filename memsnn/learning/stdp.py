@@ -323,7 +323,8 @@ class SupervisedSTDP(Method):
             self.calibrate_drift()
 
     def encode(self, x: Tensor) -> Tensor:
-        """Input spikes ``[T, B, n_in]`` for features ``x`` ``[B, F]`` (clipped to [0, 1])."""
+        """Input spikes ``[T, B, n_in]`` for features ``x`` ``[B, F]`` (clipped to [0, 1]); perturbed
+        only while :func:`~memsnn.learning.loop.accuracy` evaluates with ``perturb``."""
         if not isinstance(x, torch.Tensor) or x.dim() != 2 or x.shape[1] != self.n_features:
             raise ValueError(f"x must be a tensor [B, {self.n_features}], got {tuple(getattr(x, 'shape', ()))}")
         x = x.to(self.torch_device, torch.float32).clamp(0.0, 1.0)
@@ -335,8 +336,8 @@ class SupervisedSTDP(Method):
             mu = (2 * k - 3) / 2 / max(m - 2, 1)
             sigma = 1.0 / (self.params.field_beta * max(m - 2, 1))
             x = torch.exp(-((x.unsqueeze(-1) - mu) ** 2) / (2 * sigma**2)).flatten(1)
-        return latency(x, self.params.num_steps, threshold=self.params.input_threshold,
-                       linear=True, normalize=True, clip=True)
+        return self.perturb_spikes(latency(x, self.params.num_steps, threshold=self.params.input_threshold,
+                                           linear=True, normalize=True, clip=True))
 
     def _currents(self, spikes: Tensor) -> Tensor:
         """Synaptic currents ``[T, B, n_out]`` for input spikes ``[T, B, n_in]``: a matrix product on

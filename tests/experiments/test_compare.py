@@ -14,18 +14,23 @@ def test_compare_quick_runs_end_to_end_and_writes_its_files(tmp_path, capsys):
                  "conductances.png"):
         assert (run / name).stat().st_size > 0, name
     table = pd.read_csv(run / "compare.csv")
-    assert set(table.rule) == {"stdp", "sg", "logreg"}
-    assert len(table) == 5
+    assert set(table.rule) == {"stdp", "sg", "ssdp", "csdp", "logreg"}
+    assert len(table) == 9
     assert table.test_acc.between(0, 1).all()
+    spiking = table[table.rule != "logreg"]
+    assert spiking.acc_jitter.between(0, 1).all() and spiking.acc_after_drift.between(0, 1).all()
     insitu = table[table.device == "srtio3"]
-    assert len(insitu) == 2 and (insitu.pulses > 0).all() and (insitu.energy_J > 0).all() and (insitu.phases > 0).all()
+    assert len(insitu) == 4 and (insitu.pulses > 0).all() and (insitu.energy_J > 0).all() and (insitu.phases > 0).all()
+    assert (insitu.pulses_per_synapse_epoch > 0).all()
     digital = table[table.device == "digital"]
-    assert (digital.pulses == 0).all()
+    assert (digital.pulses == 0).all() and digital.pulses_per_synapse_epoch.isna().all()
     # the logistic regression on Iris's 4 features is a strong reference
     assert table.loc[table.rule == "logreg", "test_acc"].item() > 0.85
     # conductance maps of every layer of every in-situ method
     maps = sorted(p.relative_to(run / "maps").as_posix() for p in (run / "maps").rglob("*.npz"))
-    assert maps == ["stdp-srtio3/layer0_maps.npz", "surrogate-gradient_in-situ/layer0_maps.npz",
+    assert maps == ["SSDP_in-situ/layer0_maps.npz", "SSDP_in-situ/layer1_maps.npz",
+                    "csdp-srtio3-sgd/layer0_maps.npz", "csdp-srtio3-sgd/layer1_maps.npz",
+                    "stdp-srtio3/layer0_maps.npz", "surrogate-gradient_in-situ/layer0_maps.npz",
                     "surrogate-gradient_in-situ/layer1_maps.npz"]
     history = pd.read_csv(run / "history.csv")
     assert set(history.method) == set(table.method) - {"logistic regression"}
