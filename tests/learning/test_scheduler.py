@@ -145,7 +145,7 @@ def test_scheduler_input_errors():
         SchedulerParams(quantisation="nearest")
 
 
-def test_refresh_trigger_allows_for_the_spread_of_g_max():
+def test_refresh_trigger_allows_for_the_spread_of_g_max_and_needs_a_common_mode():
     # g_max spread of 10 % of the window: a device whose own bound is low saturates below the
     # nominal trigger; with refresh_spread = 2 the trigger sits at 1 - (0.05 + 0.2) of the window
     xbar = ideal_xbar(shape=(200, 50), g_max_dtod=0.1)
@@ -156,6 +156,10 @@ def test_refresh_trigger_allows_for_the_spread_of_g_max():
     xbar.apply_schedule(PulseScheduler(quantisation="round", k_max=5000).dense(xbar, torch.full((200, 50), 10.0, dtype=torch.float64)).phases[0])
     gp, _ = xbar.conductances()
     torch.testing.assert_close(gp, own.to(gp.dtype), rtol=1e-6, atol=0.0)
+    # no common mode yet (every G_minus at g_min): a refresh could free nothing, so none is due
+    assert not PulseScheduler(refresh_spread=0.0).needs_refresh(xbar).any()
+    # give every pair a common mode of 0.1 of the window (G_minus up), as SET-only training does
+    xbar.minus = xbar.model.program(xbar.minus, torch.full((200, 50), g_min + 0.1 * window, dtype=torch.float64))
     nominal = PulseScheduler(refresh_spread=0.0).needs_refresh(xbar)
     aware = PulseScheduler().needs_refresh(xbar)
     low = own < g_min + (1 - 0.05) * window  # devices whose own bound is under the nominal trigger
