@@ -92,16 +92,20 @@ class CrossbarLinear(nn.Module):
     @classmethod
     def from_weight(cls, weight: Tensor, model="srtio3", *, method: str = "write_verify", scale: float | None = None,
                     bias: Tensor | None = None, compensate_drift: bool = False, program_kwargs: dict | None = None,
-                    **crossbar_kwargs: Any) -> tuple["CrossbarLinear", Any]:
+                    backend: str = "native", **crossbar_kwargs: Any) -> tuple["CrossbarLinear", Any]:
         """A layer whose crossbar is programmed with ``weight`` ``[in, out]``.
 
-        ``scale`` defaults to ``max |weight|``; returns ``(layer, program_report)``.
+        ``scale`` defaults to ``max |weight|``; ``backend`` is ``"native"`` (:class:`Crossbar`) or
+        ``"aihwkit"`` (:class:`~memsnn.interop.aihwkit_backend.AihwkitCrossbar`); returns
+        ``(layer, program_report)``.
         """
         if weight.dim() != 2:
             raise ValueError(f"weight must be 2-D [in, out], got shape {tuple(weight.shape)}")
         if scale is None:
             scale = float(weight.detach().abs().max()) or 1.0
-        xbar = Crossbar(weight.shape[0], weight.shape[1], model, scale=scale, **crossbar_kwargs)
+        from ..interop.aihwkit_backend import make_crossbar  # "native": a Crossbar; "aihwkit": an AnalogTile
+
+        xbar = make_crossbar(weight.shape[0], weight.shape[1], model, backend=backend, scale=scale, **crossbar_kwargs)
         report = xbar.program(weight.detach().to(xbar.dtype), method=method, **(program_kwargs or {}))
         layer = cls(xbar, bias=bias, compensate_drift=compensate_drift)
         if compensate_drift:

@@ -126,7 +126,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     from .rundir import new_run_dir
 
     fields = {"dataset": args.dataset, "device": args.device, "epochs": args.epochs, "seed": args.seed,
-              "limit": args.limit}
+              "limit": args.limit, "backend": args.backend}
     if args.rules:
         fields["rules"] = _csv_list(args.rules)
     fields = {k: v for k, v in fields.items() if v is not None}
@@ -226,6 +226,9 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="memsnn", description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=1, metavar="N",
+                        help="torch CPU threads (default 1: on the 2-core VM, memsnn compare --quick took 35 s with "
+                             "1 thread and 68 s with 2 while another process ran; the arrays here are small)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("devices", help="table of device presets; --plot DIR writes characterisation PNGs")
@@ -270,6 +273,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", help="device preset of the in-situ methods (default srtio3)")
     p.add_argument("--epochs", type=int, help="training epochs (default 10; --quick 2)")
     p.add_argument("--rules", help="comma-separated subset of stdp,sg,ssdp,csdp,logreg (default all)")
+    p.add_argument("--backend", choices=("native", "aihwkit"),
+                   help="crossbar backend of the in-situ methods (default native; aihwkit: stdp, sg, ssdp)")
     p.add_argument("--limit", type=int, help="keep the first N training samples")
     p.add_argument("--seed", type=int, help="seed (default 0)")
     p.add_argument("--quick", action="store_true", help="a small run that finishes in about a minute")
@@ -325,6 +330,12 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.threads < 1:
+        print(f"error: --threads {args.threads} must be an integer >= 1", file=sys.stderr)
+        return 2
+    import torch
+
+    torch.set_num_threads(args.threads)
     try:
         return args.func(args)
     except (ValueError, TypeError, FileExistsError, FileNotFoundError, NotADirectoryError, IsADirectoryError) as err:

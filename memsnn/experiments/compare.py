@@ -73,6 +73,7 @@ class CompareConfig(Params):
     digital_lr: float = param(2e-3, unit="1", check=">0", doc="Adam learning rate of the digital baseline")
     limit: int | None = param(None, unit="samples", check="int>=1", optional=True, doc="keep the first N training samples")
     drift_time: float = param(86400.0, unit="s", check=">=0", doc="drift before the second evaluation")
+    backend: str = param("native", check=None, choices=("native", "aihwkit"), doc="crossbar backend of the in-situ methods (aihwkit: stdp, sg, ssdp)")
     jitter: float = param(2.0, unit="steps", check=">=0", doc="std of the input spike-time jitter of the robustness column")
     seed: int = param(0, unit="1", check="int>=0", doc="seed of split, weights, spikes and devices")
 
@@ -85,11 +86,13 @@ class CompareConfig(Params):
         bad = [r for r in self.rules if r not in RULES]
         if bad or not self.rules:
             yield f"rules={self.rules!r}: each must be one of {', '.join(RULES)}"
+        if self.backend == "aihwkit" and "csdp" in self.rules:
+            yield "backend='aihwkit' runs the rules stdp, sg and ssdp (csdp is native only): pass --rules stdp,sg,ssdp,logreg"
 
     @classmethod
     def quick(cls, **overrides) -> "CompareConfig":
         """A run that finishes in about a minute on 2 cores (small network, few epochs)."""
-        base = dict(epochs=2, stdp_epochs=3, hidden=48, num_steps=10, batch_size=64)
+        base = dict(epochs=2, stdp_epochs=2, hidden=48, num_steps=10, batch_size=64)
         base.update(overrides)
         return cls(**base)
 
@@ -107,7 +110,7 @@ def _methods(cfg: CompareConfig, data, rule: str) -> list[Method]:
     extra = {"sg": {"lr": cfg.sg_lr, "digital_lr": cfg.digital_lr},
              "ssdp": {"lr": cfg.sg_lr, "digital_lr": cfg.digital_lr}}.get(rule, {})
     return [build_method(rule, insitu, data, device=cfg.device, encoder=enc, hidden=(cfg.hidden,),
-                         rule_params=extra, seed=cfg.seed) for insitu in (True, False)]
+                         rule_params=extra, seed=cfg.seed, backend=cfg.backend) for insitu in (True, False)]
 
 
 def _logreg(data, seed: int) -> dict:

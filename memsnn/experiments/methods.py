@@ -130,6 +130,7 @@ def build_method(
     crossbar: CrossbarParams | None = None,
     periphery: PeripheryParams | None = None,
     seed: int = 0,
+    backend: str = "native",
 ) -> Method:
     """A fresh method for ``rule`` on ``data`` (a :class:`~memsnn.experiments.datasets.Dataset`).
 
@@ -144,7 +145,13 @@ def build_method(
             change from the rule's default (state-aware steps for sg / ssdp), or None (default).
         crossbar, periphery: array settings.
         seed: initial weights, device sampling, spikes.
+        backend: ``"native"`` crossbars or ``"aihwkit"`` analog tiles (stdp, sg, ssdp; csdp is
+            native only).
     """
+    if backend not in ("native", "aihwkit"):
+        raise ValueError(f"backend={backend!r} is not allowed: use 'native' or 'aihwkit'")
+    if backend != "native" and rule == "csdp" and insitu:
+        raise ValueError("backend='aihwkit' is not wired for csdp; use rules stdp, sg or ssdp with it")
     rule_params = dict(rule_params or {})
     errors = rule_params_errors(rule, rule_params, insitu=insitu)
     if errors:
@@ -160,7 +167,7 @@ def build_method(
 
         sp = STDPParams.for_dataset(data.image_shape is not None, data.n_features, **per_class[STDPParams])
         return SupervisedSTDP(data.n_features, data.n_classes, sp, device=dev, scheduler=scheduler,
-                              crossbar_params=crossbar, periphery=periphery, seed=seed)
+                              crossbar_params=crossbar, periphery=periphery, seed=seed, backend=backend)
     if rule == "csdp":
         from ..learning.csdp import CSDP
 
@@ -182,7 +189,7 @@ def build_method(
         return DigitalSSDP(net, enc, lr=extra["digital_lr"], ssdp=ssdp)
     kw = dict(params=InSituSGParams(**per_class[InSituSGParams]),
               scheduler=scheduler or SchedulerParams(step="state_aware"),
-              crossbar=crossbar, periphery=periphery, seed=seed)
+              crossbar=crossbar, periphery=periphery, seed=seed, backend=backend)
     if ssdp is None:
         return InSituSG(net, device, enc, **kw)
     # SSDP's in-situ coincidence form needs nominal steps; its default dense form works with either

@@ -86,14 +86,15 @@ class InSituSG(Method):
         model: device preset name or DeviceModel for every layer.
         encoder: input spike code.
         params: :class:`InSituSGParams`; scheduler: :class:`SchedulerParams` (one scheduler per
-            layer); crossbar / periphery: array settings; seed: device sampling.
+            layer); crossbar / periphery: array settings; seed: device sampling; backend:
+            ``"native"`` or ``"aihwkit"`` crossbars (:func:`memsnn.interop.aihwkit_backend.make_crossbar`).
     """
 
     name = "surrogate-gradient in-situ"
 
     def __init__(self, net: SpikingNetwork, model: Any, encoder: Encoder, *, params: InSituSGParams | None = None,
                  scheduler: SchedulerParams | None = None, crossbar: CrossbarParams | None = None,
-                 periphery: PeripheryParams | None = None, seed: int = 0):
+                 periphery: PeripheryParams | None = None, seed: int = 0, backend: str = "native"):
         self.params = params or InSituSGParams()
         self.encoder = encoder
         layers, self.programming = [], []
@@ -101,7 +102,7 @@ class InSituSG(Method):
             scale = self.params.scale_factor / w.shape[0] ** 0.5
             layer, rep = CrossbarLinear.from_weight(
                 w.detach().float().clamp(-scale, scale), model, method=self.params.init_method, scale=scale,
-                params=crossbar, periphery=periphery, seed=seed + i,
+                params=crossbar, periphery=periphery, seed=seed + i, backend=backend,
             )
             layer.track_weight_grad = True
             layers.append(layer)

@@ -244,6 +244,7 @@ class SupervisedSTDP(Method):
         compensate_drift: bool = True,
         torch_device: torch.device | str = "cpu",
         seed: int = 0,
+        backend: str = "native",
         **overrides: Any,
     ):
         for nm, v, lo in (("n_features", n_features, 1), ("n_classes", n_classes, 2)):
@@ -288,8 +289,10 @@ class SupervisedSTDP(Method):
                 raise TypeError(f"device must be None, a preset name or a DeviceModel, got {type(device).__name__}")
             mp = mapping or ("differential" if p.signed else "unipolar")
             xp = (crossbar_params or CrossbarParams()).replace(mapping=mp)
-            self.xbar = Crossbar(self.n_in, self.n_out, model, params=xp, periphery=periphery,
-                                 device=self.torch_device, seed=seed)
+            from ..interop.aihwkit_backend import make_crossbar
+
+            self.xbar = make_crossbar(self.n_in, self.n_out, model, backend=backend, params=xp, periphery=periphery,
+                                      device=self.torch_device, seed=seed)
             self.xbar.program(w0.to(self.torch_device), method=program)
             self._drift = CrossbarLinear(self.xbar, compensate_drift=compensate_drift)
             self.calibrate_drift()
