@@ -45,16 +45,24 @@ def _cmd_devices(args: argparse.Namespace) -> int:
     return 0
 
 
-def _parse_fixed(items: Sequence[str]) -> dict[str, float]:
-    fixed = {}
+def _parse_pairs(items: Sequence[str], option: str, example: str) -> dict[str, str]:
+    """``["KEY=VALUE", ...]`` from a repeatable option -> ``{KEY: VALUE}`` (both stripped)."""
+    out = {}
     for item in items:
         if "=" not in item:
-            raise SystemExit(f"error: --fix {item!r} must look like NAME=VALUE")
+            raise ValueError(f"{option} {item!r} must look like KEY=VALUE, e.g. {example}")
         key, value = item.split("=", 1)
+        out[key.strip()] = value.strip()
+    return out
+
+
+def _parse_fixed(items: Sequence[str]) -> dict[str, float]:
+    fixed = {}
+    for key, value in _parse_pairs(items, "--fix", "r_dtod=0.1").items():
         try:
-            fixed[key.strip()] = float(value)
+            fixed[key] = float(value)
         except ValueError:
-            raise SystemExit(f"error: --fix {item!r}: {value!r} is not a number") from None
+            raise ValueError(f"--fix {key}={value}: {value!r} is not a number") from None
     return fixed
 
 
@@ -162,13 +170,7 @@ def _cmd_config(args: argparse.Namespace) -> int:
 
 
 def _parse_sets(items: Sequence[str]) -> dict[str, str]:
-    out = {}
-    for item in items:
-        if "=" not in item:
-            raise ValueError(f"--set {item!r} must look like KEY=VALUE, e.g. device.read_noise_std=0.02")
-        key, value = item.split("=", 1)
-        out[key.strip()] = value.strip()
-    return out
+    return _parse_pairs(items, "--set", "device.read_noise_std=0.02")
 
 
 def _cmd_run(args: argparse.Namespace) -> int:

@@ -57,7 +57,7 @@ RULES = {
 
 @dataclass(frozen=True)
 class CompareConfig(Params):
-    """What ``memsnn compare`` runs; defaults: digits on srtio3, about 3 minutes on 2 cores (--quick: 40 s)."""
+    """What ``memsnn compare`` runs; defaults: digits on srtio3, about 4 minutes on 2 cores (--quick: 35 s)."""
 
     _owner = "compare"
 
@@ -91,7 +91,7 @@ class CompareConfig(Params):
 
     @classmethod
     def quick(cls, **overrides) -> "CompareConfig":
-        """A run that finishes in about a minute on 2 cores (small network, few epochs)."""
+        """A run that finishes in well under a minute on 2 cores (small network, 2 epochs)."""
         base = dict(epochs=2, stdp_epochs=2, hidden=48, num_steps=10, batch_size=64)
         base.update(overrides)
         return cls(**base)
