@@ -88,6 +88,35 @@ def test_drift_compensation_restores_the_mean_scale():
     torch.testing.assert_close(layer(x), y0 * factor, rtol=1e-4, atol=1e-6)
 
 
+def test_per_column_drift_compensation_undoes_drift_that_differs_between_columns():
+    # columns written at different times drift by different factors later on: devices drift from
+    # their own last pulse, G ~ ((t - t_prog + t0) / t0) ** -nu
+    model = make_device("srtio3", read_noise_std=0.0, step_std=0.0, volatile_ratio=0.0, drift_nu_dtod=0.0, drift_nu=0.1)
+    torch.manual_seed(3)
+    w = torch.rand(40, 10) * 0.3  # same sign per column: no cancellation in the reference
+    layer, _ = CrossbarLinear.from_weight(w, model, method="direct", compensate_drift="column")
+    xbar = layer.crossbar
+    xbar.advance(1000.0)
+    late = torch.zeros(40, 10, dtype=torch.bool)
+    late[:, :5] = True
+    xbar.program(w.to(xbar.dtype), method="direct", mask=late)  # columns 0-4 written 1000 s later
+    layer.calibrate_drift()
+    glob = CrossbarLinear(xbar, compensate_drift="global")
+    glob.calibrate_drift()
+    x = torch.rand(6, 40)
+    y0, yg0 = layer(x), glob(x)
+    xbar.advance(3600.0)
+    old, new = ((4600 + 20) / 1020) ** -0.1, ((3600 + 20) / 20) ** -0.1  # drift since calibration
+    expected = torch.tensor([1 / new] * 5 + [1 / old] * 5, dtype=torch.float64)
+    torch.testing.assert_close(layer.drift_factor().double(), expected, rtol=1e-4, atol=0.0)
+    torch.testing.assert_close(layer(x), y0, rtol=1e-4, atol=1e-6)
+    # one global gain cannot: the two groups of columns stay apart by the ratio of their factors
+    ratio = (glob(x) / yg0).mean(dim=0)
+    assert ratio[:5].mean() / ratio[5:].mean() == pytest.approx(new / old, rel=1e-3)
+    with pytest.raises(ValueError, match="compensate_drift='per-row'"):
+        CrossbarLinear(xbar, compensate_drift="per-row")
+
+
 def test_network_input_errors():
     net = SpikingNetwork([4, 3, 2])
     with pytest.raises(ValueError, match=r"expected \[T, B, 4\]"):
