@@ -148,8 +148,9 @@ def summarize(df: pd.DataFrame, by: str | Sequence[str] | None = None) -> pd.Dat
 
 
 def format_summary(df: pd.DataFrame, by: str | Sequence[str] | None = None) -> str:
-    """Text for ``memsnn results DIR``: run counts, the :func:`summarize` table with each metric
-    as ``mean ± std`` (4 significant digits), and the error of every failed run."""
+    """Text for ``memsnn results DIR``: run counts, metrics that are the same in every finished run
+    (said once), the :func:`summarize` table with each other metric as ``mean ± std`` (4
+    significant digits), and the error of every failed run."""
     status = df["status"] if "status" in df.columns else pd.Series("done", index=df.index)
     counts = status.value_counts()
     where = df.attrs.get("sweep_dir", "sweep")
@@ -158,10 +159,20 @@ def format_summary(df: pd.DataFrame, by: str | Sequence[str] | None = None) -> s
         return f"{where}: no finished runs yet"
     table = summarize(df, by)
     shown = table[[*table.attrs["by"], "n", "n_failed"]].copy()
+    done = df[status == "done"] if (status == "done").any() else df
+    constant = {}
     for m in table.attrs["metrics"]:
+        values = done[m].dropna().unique() if m in done.columns else []
+        if len(values) == 1 and len(done) > 1:  # bookkeeping such as epochs or n_train: said once
+            constant[m] = values[0]
+            continue
         shown[m] = [_mean_std(mu, sd) for mu, sd in zip(table[f"{m}_mean"], table[f"{m}_std"])]
     with pd.option_context("display.width", 250, "display.max_columns", 60, "display.max_colwidth", 40):
-        text = [head, "mean ± std over seeds (std with ddof=1):", shown.to_string(index=False)]
+        text = [head]
+        if constant:
+            text.append("same in every finished run: " + ", ".join(f"{k} = {v:.4g}" if isinstance(v, float)
+                                                                  else f"{k} = {v}" for k, v in constant.items()))
+        text += ["mean ± std over seeds (std with ddof=1):", shown.to_string(index=False)]
     failed = df[status == "failed"]
     if len(failed):
         text.append("failed runs:")

@@ -166,5 +166,7 @@ def test_format_summary(sweep_dir):
     text = format_summary(collect(sweep_dir, write=False))
     assert "10 runs (9 done, 1 failed)" in text
     assert "0.85 ± 0.05" in text and "0.91" in text
+    # a metric equal in every finished run is said once, not as a column of "123 ± 0"
+    assert "same in every finished run: metric.seed = 123" in text and "123 ± 0" not in text
     failed_id = make_run_id({"device.noise": "0.1", "rule.name": "stdp"}, 2)
     assert f"{failed_id}: RuntimeError: boom" in text
