@@ -227,15 +227,45 @@ def merge_states(old: DeviceState, new: DeviceState, mask: Tensor) -> DeviceStat
     return new.replace(**fields)
 
 
+class VerifyTracker:
+    """Per-device bookkeeping of a write-verify loop on one array, shared by every crossbar
+    backend: the pulse gain halves when the error changes sign (overshoot), and with ``patience``
+    a device that has not come 10 % closer for that many reads is given up on."""
+
+    def __init__(self, target: Tensor, gain: float, patience: int | None):
+        like = dict(device=target.device)
+        self.gain = torch.full(target.shape, float(gain), dtype=torch.float64, **like)
+        self.last_sign = torch.zeros(target.shape, dtype=torch.float64, **like)
+        self.best = torch.full(target.shape, float("inf"), dtype=target.dtype, **like)
+        self.stale = torch.zeros(target.shape, dtype=torch.int32, **like)
+        self.patience = patience
+
+    def update(self, err: Tensor, need: Tensor) -> Tensor:
+        """Record this read's error ``target - G``; returns ``need`` less the given-up devices."""
+        if self.patience is not None:
+            better = err.abs() < 0.9 * self.best
+            self.best = torch.where(better, err.abs(), self.best)
+            self.stale = torch.where(better, torch.zeros_like(self.stale), self.stale + 1)
+            need = need & (self.stale < self.patience)
+        sign = torch.sign(err).double()
+        self.gain = torch.where(sign * self.last_sign < 0, self.gain * 0.5, self.gain)
+        self.last_sign = sign
+        return need
+
+    def pulses(self, needed: Tensor, need: Tensor, k_max: int) -> Tensor:
+        """Signed pulse counts: ``needed`` (the model's estimate) times the gain, at least 1 and at
+        most ``k_max`` in magnitude, 0 where ``need`` is False."""
+        k = needed * self.gain
+        k = torch.sign(k) * k.abs().round().clamp(1, k_max)
+        return torch.where(need, k, torch.zeros_like(k))
+
+
 def _write_verify(xbar, targets, tol_s: float, max_iter: int, k_max: int, gain: float, amplitude, settle: float,
                   mask: Tensor | None = None, patience: int | None = None):
     """Read, compare, pulse and settle, on all arrays together (they share the clock)."""
     model: DeviceModel = xbar.model
     phases = 0
-    gains = {name: torch.full(target.shape, float(gain), dtype=torch.float64, device=target.device) for name, target in targets}
-    last_sign = {name: torch.zeros(target.shape, dtype=torch.float64, device=target.device) for name, target in targets}
-    best = {name: torch.full(target.shape, float("inf"), dtype=target.dtype, device=target.device) for name, target in targets}
-    stale = {name: torch.zeros(target.shape, dtype=torch.int32, device=target.device) for name, target in targets}
+    trackers = {name: VerifyTracker(target, gain, patience) for name, target in targets}
     for it in range(1, max_iter + 1):
         pending = []
         for name, target in targets:
@@ -245,23 +275,15 @@ def _write_verify(xbar, targets, tol_s: float, max_iter: int, k_max: int, gain: 
             need = (err.abs() > tol_s) & (state.stuck == 0)
             if mask is not None:
                 need &= mask
-            if patience is not None:  # give up on devices that stopped getting closer
-                better = err.abs() < 0.9 * best[name]
-                best[name] = torch.where(better, err.abs(), best[name])
-                stale[name] = torch.where(better, torch.zeros_like(stale[name]), stale[name] + 1)
-                need &= stale[name] < patience
-            sign = torch.sign(err).double()
-            gains[name] = torch.where(sign * last_sign[name] < 0, gains[name] * 0.5, gains[name])
-            last_sign[name] = sign
+            need = trackers[name].update(err, need)
             if bool(need.any()):
                 pending.append((name, target, g_read, need))
         xbar.reads += 1  # one verify read of the whole array (both devices of each pair)
         if not pending:
             return it, phases
         for name, target, g_read, need in pending:
-            k = model.pulses_needed(g_read, target, amplitude=amplitude) * gains[name]
-            k = torch.sign(k) * k.abs().round().clamp(1, k_max)
-            k = torch.where(need, k, torch.zeros_like(k)).to(torch.int32)
+            needed = model.pulses_needed(g_read, target, amplitude=amplitude)
+            k = trackers[name].pulses(needed, need, k_max).to(torch.int32)
             xbar._set_array(name, model.apply_pulses(getattr(xbar, name), k, amplitude=amplitude, generator=xbar.generator))
             phases += DensePhase(k.cpu()).hardware_phases()
         if settle > 0:

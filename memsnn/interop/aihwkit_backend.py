@@ -64,7 +64,7 @@ import torch
 
 from ..crossbar.array import Crossbar, CrossbarParams, ScheduleResult
 from ..crossbar.periphery import PeripheryParams
-from ..crossbar.programming import METHODS, ProgramReport, _check_positive
+from ..crossbar.programming import METHODS, ProgramReport, VerifyTracker, _check_positive
 from ..crossbar.schedule import DensePhase, OuterPhase, PulseSchedule
 from ..device_models import DeviceModel, DeviceState, SoftBoundsDevice, make_device
 
@@ -643,10 +643,7 @@ class AihwkitCrossbar(Crossbar):
         :func:`memsnn.crossbar.programming.program_weights` on aihwkit's devices."""
         model = self.model
         phases = 0
-        gains = {a: torch.full(t.shape, float(gain), dtype=torch.float64) for a, t in targets}
-        last = {a: torch.zeros(t.shape, dtype=torch.float64) for a, t in targets}
-        best = {a: torch.full(t.shape, float("inf")) for a, t in targets}
-        stale = {a: torch.zeros(t.shape, dtype=torch.int32) for a, t in targets}
+        trackers = {a: VerifyTracker(t, gain, patience) for a, t in targets}
         for it in range(1, max_iter + 1):
             pending = []
             for a, target in targets:
@@ -655,23 +652,14 @@ class AihwkitCrossbar(Crossbar):
                 need = err.abs() > tol_s
                 if mask is not None:
                     need &= mask
-                if patience is not None:
-                    better = err.abs() < 0.9 * best[a]
-                    best[a] = torch.where(better, err.abs(), best[a])
-                    stale[a] = torch.where(better, torch.zeros_like(stale[a]), stale[a] + 1)
-                    need &= stale[a] < patience
-                sign = torch.sign(err).double()
-                gains[a] = torch.where(sign * last[a] < 0, gains[a] * 0.5, gains[a])
-                last[a] = sign
+                need = trackers[a].update(err, need)
                 if bool(need.any()):
                     pending.append((a, target, g_read, need))
             self.reads += 1
             if not pending:
                 return it, phases
             for a, target, g_read, need in pending:
-                k = model.pulses_needed(g_read, target) * gains[a]
-                k = torch.sign(k) * k.abs().round().clamp(1, k_max)
-                k = torch.where(need, k, torch.zeros_like(k)).to(torch.int64)
+                k = trackers[a].pulses(model.pulses_needed(g_read, target), need, k_max).to(torch.int64)
                 self._apply_dense(a, k)
                 phases += DensePhase(k).hardware_phases()
             if settle > 0:

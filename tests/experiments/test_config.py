@@ -84,18 +84,24 @@ def test_many_overrides_round_trip_exactly_including_none_and_floats(tmp_path):
     _roundtrip(cfg2, tmp_path, "cfg2.toml")
 
 
-@pytest.mark.parametrize("overrides", [
-    {"rule.name": "ssdp", "rule.params.layers": "[-1, 0]", "rule.params.gate": "dopamine", "network.hidden": "32"},
-    {"rule.name": "csdp", "rule.insitu": "false", "rule.params.optimizer": "adam",
-     "rule.params.adam_betas": "0.8,0.99", "rule.params.eta": "none"},
-    {"device.preset": "pcm", "device.prog_coeff": "[0.2, 1.5, -1.0]", "device.drift_scale": "2"},
-    {"device.preset": "rram", "device.asymmetry": "1", "device.alpha_set": "0.01"},
-    {"data.dataset": "breast_cancer", "rule.params.fields": "8", "rule.params.signed": "true",
-     "rule.params.w_init_low": "-0.2"},
+@pytest.mark.parametrize("overrides, key, value", [
+    ({"rule.name": "ssdp", "rule.params.layers": "[-1, 0]", "rule.params.gate": "dopamine", "network.hidden": "32"},
+     "rule.params.layers", [-1, 0]),
+    ({"rule.name": "csdp", "rule.insitu": "false", "rule.params.optimizer": "adam",
+      "rule.params.adam_betas": "0.8,0.99", "rule.params.eta": "none"}, "rule.params.adam_betas", [0.8, 0.99]),
+    ({"device.preset": "pcm", "device.prog_coeff": "[0.2, 1.5, -1.0]", "device.drift_scale": "2"},
+     "device.prog_coeff", [0.2, 1.5, -1.0]),
+    ({"device.preset": "rram", "device.asymmetry": "1", "device.alpha_set": "0.01"}, "device.alpha_set", 0.01),
+    ({"data.dataset": "breast_cancer", "rule.params.fields": "8", "rule.params.signed": "true",
+      "rule.params.w_init_low": "-0.2"}, "rule.params.w_init_low", -0.2),
 ])
-def test_rule_and_preset_specific_fields_round_trip(tmp_path, overrides):
+def test_rule_and_preset_specific_fields_round_trip(tmp_path, overrides, key, value):
     cfg = ExperimentConfig().with_overrides(overrides)
-    _roundtrip(cfg, tmp_path)
+    back = _roundtrip(cfg, tmp_path)
+    node = back.to_dict()
+    for part in key.split("."):
+        node = node[part]
+    assert list(node) == value if isinstance(value, list) else node == value  # the override survived, typed
 
 
 def test_save_refuses_to_overwrite(tmp_path):
