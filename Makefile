@@ -8,10 +8,20 @@ ARGS   ?=
 
 .PHONY: setup run quick test test-all clean-venv
 
+# torch 2.10.0 (a CUDA build from PyPI) and aihwkit take about 7.6 GB in .venv; pip also unpacks
+# the wheels in a temporary folder, so the first setup needs about 10 GB free. --no-cache-dir keeps
+# pip from storing a second copy of every wheel.
+NEED_GB ?= 10
+
 $(STAMP): pyproject.toml
+	@free=$$(df -Pk . | awk 'NR==2 {print int($$4/1048576)}'); \
+	  if [ "$$free" -lt $(NEED_GB) ]; then \
+	    echo "warning: $$free GB free here; the first setup of $(VENV) needs about $(NEED_GB) GB" \
+	         "(torch 2.10.0 CUDA build + aihwkit). Free some space if pip fails with 'No space left'." >&2; \
+	  fi
 	@test -x $(PY) || python3 -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test]'
+	$(PY) -m pip install --quiet --no-cache-dir --upgrade pip
+	$(PY) -m pip install --quiet --no-cache-dir -e '.[test]'
 	@touch $(STAMP)
 
 setup: $(STAMP)
