@@ -99,6 +99,12 @@ def _finished(out: Path) -> list[str]:
     return sorted(p.name for p in runs.iterdir() if not p.name.startswith(".")) if runs.is_dir() else []
 
 
+def _in_flight(out: Path) -> bool:
+    runs = out / "runs"
+    return runs.is_dir() and any(p.name.startswith(".tmp-") and (p / "partial.txt").exists()
+                                 for p in runs.iterdir())
+
+
 GRID = {"device.noise": ["0.0", "0.1", "0.2"], "rule.name": ["stdp", "sg"]}
 
 
@@ -211,10 +217,12 @@ def test_sigkill_mid_sweep_then_restart_runs_each_exactly_once(tmp_path):
                             stdout=subprocess.DEVNULL, stderr=err)
     try:
         deadline = time.monotonic() + 90
-        while len(_finished(out)) < 3:
+        # Kill once 3 runs are done and another is half-way (its partial file written): between two
+        # runs no run may be in flight, and a kill there would test nothing about cut-off runs.
+        while len(_finished(out)) < 3 or not _in_flight(out):
             assert proc.poll() is None, (tmp_path / "stderr.txt").read_text()
             assert time.monotonic() < deadline, "the sweep did not finish 3 runs in 90 s"
-            time.sleep(0.05)
+            time.sleep(0.02)
     finally:
         os.killpg(proc.pid, signal.SIGKILL)  # the sweep and its worker processes
         proc.wait()
