@@ -18,7 +18,10 @@ amplitude. For single-polarity phases the crossbar can apply these disturb pulse
 (``|rows[i]| - |cols[j]|`` half pulses for aligned trains).
 
 :class:`DensePhase` - any signed count per device (``[R, C]`` per array). On hardware it is
-programmed row by row; it costs one phase per row and polarity that has pulses.
+programmed one line at a time - row by row (the selected row's devices each get their own train
+from the column drivers) or column by column (the reverse), whichever takes fewer steps - so it
+costs, per polarity, ``min(rows with pulses, columns with pulses)`` phases: a dense write of one
+column (a state-aware STDP update of one neuron) is one phase per polarity.
 
 :meth:`PulseSchedule.hardware_phases` counts phases as time on real hardware: an outer phase costs
 one phase per (row-sign, polarity) group that is non-empty, i.e. 1 for a single-polarity update,
@@ -210,13 +213,14 @@ class DensePhase:
         return tuple(self.plus.shape)
 
     def hardware_phases(self) -> int:
-        """Row-by-row programming: one phase per row and polarity that has pulses."""
+        """Line-by-line programming along the cheaper direction: per polarity, the smaller of the
+        number of rows and of columns that have pulses of that polarity."""
         total = 0
         for pol in (1, -1):
-            on = (self.plus * pol > 0).any(dim=1)
+            on = self.plus * pol > 0
             if self.minus is not None:
-                on |= (self.minus * pol > 0).any(dim=1)
-            total += int(on.sum())
+                on |= self.minus * pol > 0
+            total += min(int(on.any(dim=1).sum()), int(on.any(dim=0).sum()))
         return total
 
     def to_frame(self, phase: int) -> pd.DataFrame:

@@ -34,8 +34,8 @@ update or BL management, a learning rate so large that every coincidence fires):
 :class:`~memsnn.crossbar.schedule.OuterPhase` becomes ``min(|rows|, |cols|)`` slots (row ``i``
 fires in the first ``|rows[i]|`` of them), a stochastic one ``length`` slots of Bernoulli bits
 drawn from the crossbar's generator (aihwkit's stochastic pulse trains); stacked updates follow one
-another. A :class:`~memsnn.crossbar.schedule.DensePhase` is programmed row by row, as hardware
-does: slot ``s`` of row ``i`` drives that row alone and the columns with more than ``s`` pulses.
+another. A :class:`~memsnn.crossbar.schedule.DensePhase` is applied row by row (the native phase count
+takes the cheaper of rows and columns; the pulses each device gets are the same): slot ``s`` of row ``i`` drives that row alone and the columns with more than ``s`` pulses.
 Pulses and energy are counted here (aihwkit counts neither on CPU), at the model's nominal
 ``energy_set`` / ``energy_reset``.
 

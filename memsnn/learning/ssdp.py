@@ -63,7 +63,7 @@ the gradient updates see the same random stream as :class:`InSituSG` with that s
 
 - ``"dense"`` (default): the batch's net ``dW`` (gated, clamped) as one dense phase - exact in
   expectation; most devices receive no pulse (a sparse stochastic update), and the hardware cost is
-  one phase per row and polarity that has pulses.
+  one phase per line and polarity that has pulses (rows or columns, whichever are fewer).
 - ``"coincidence"``: the literal local form, as rank-1 coincidence phases
   (:meth:`PulseScheduler.rank1`): for each sample ``b`` and first-spike step ``t`` of the
   inputs, the rows are the inputs whose first spike was at ``t`` (0/1) and column ``j`` carries

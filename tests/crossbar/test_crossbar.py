@@ -166,8 +166,12 @@ def test_dense_phase_applies_exact_counts_on_ideal_device():
     xbar.apply_schedule(DensePhase(k, -k.clamp(max=0)))
     gp, gm = xbar.conductances()
     torch.testing.assert_close(gp, k.double() * 1e-10)
-    assert DensePhase(k, None).hardware_phases() == 4
-    assert DensePhase(k - 1, None).hardware_phases() == 4 + 3  # rows with both polarities count twice
+    assert DensePhase(k, None).hardware_phases() == 3  # 4 rows, 3 columns: column by column
+    assert DensePhase(k - 1, None).hardware_phases() == 3 + 3  # each polarity has its own lines
+    one_col = torch.zeros(4, 3, dtype=torch.int32)
+    one_col[:, 1] = torch.tensor([2, -1, 0, 3])
+    assert DensePhase(one_col, None).hardware_phases() == 2  # one column write per polarity
+    assert DensePhase(one_col.T.contiguous(), None).hardware_phases() == 2  # one row, likewise
 
 
 def test_signed_outer_phase_counts_quadrants():

@@ -45,7 +45,9 @@ def test_a_tiny_insitu_run_writes_every_file(insitu_run):
     assert list(history.epoch) == [1]
     assert {"loss", "train_acc", "test_acc", "pulses", "energy_J", "phases", "seconds"} <= set(history.columns)
     maps = np.load(out / "maps" / "layer0_maps.npz")
-    assert maps["t0_0_g_plus"].shape == maps["t0_0_weight"].shape == (128, 10) and (maps["t0_0_g_plus"] > 0).all()
+    assert maps["t0_0_g_plus"].shape == maps["t0_0_weight"].shape == (128, 10) and (maps["t0_0_g_plus"] >= 0).all()
+    assert maps["t0_0_g_plus"].max() > 0  # conductances in siemens (right after training a device
+    # whose long-term value sits at g_min can read 0: its volatile part after RESETs is negative)
 
 
 def test_metrics_hold_the_evaluate_keys_and_the_run_description(insitu_run):

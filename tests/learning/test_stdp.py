@@ -17,12 +17,12 @@ TOY = dict(num_steps=T, gap_t=0.05, gap_nt=0.05, a_plus=0.5, a_minus=-0.5, thres
            threshold_min=0.01, input_threshold=0.05)
 
 
-def toy_method(npc=1, n_classes=2, in_situ=False, threshold_lr=0.0, **kw):
+def toy_method(npc=1, n_classes=2, in_situ=False, threshold_lr=0.0, step="nominal", **kw):
     """8 inputs; in-situ on an ideal device with 50 levels (one pulse = 0.02 weight)."""
     params = STDPParams(neurons_per_class=npc, threshold_lr=threshold_lr, **{**TOY, **kw})
     device = make_device("ideal", step=2e-9) if in_situ else None
     m = SupervisedSTDP(8, n_classes, params, device=device, program="direct", seed=0,
-                       scheduler=SchedulerParams(quantisation="round"))
+                       scheduler=SchedulerParams(quantisation="round", step=step))
     m.theta[:] = 1.0
     return m
 
@@ -99,9 +99,12 @@ def test_teacher_matches_hand_computed_example():
     assert mask[0].tolist() == [False, False, True, False]
 
 
-def test_pulses_only_in_target_and_winner_columns_gated_by_causal_inputs():
+@pytest.mark.parametrize("step", ["nominal", "state_aware"])
+def test_pulses_only_in_target_and_winner_columns_gated_by_causal_inputs(step):
+    """Rank-1 phases (nominal) and column writes (state-aware) give the same counts on an ideal
+    device, whose local step is the nominal one everywhere."""
     # 3 classes x 2 neurons; weights 0.1 keep four neurons silent (8 x 0.1 < 1)
-    m = toy_method(npc=2, n_classes=3, in_situ=True)
+    m = toy_method(npc=2, n_classes=3, in_situ=True, step=step)
     w = torch.full((8, 6), 0.1)
     w[:, 1] = 0.3   # class 0, second neuron: fires at step 7 -> the target
     w[:, 3] = 0.55  # class 1: fires at step 3 -> the wrong winner
@@ -110,7 +113,10 @@ def test_pulses_only_in_target_and_winner_columns_gated_by_causal_inputs():
     xb = m.xbar
     set0, reset0 = xb.plus.n_set.clone(), xb.plus.n_reset.clone()
     ref0 = xb.pulse_counts()["minus"].clone()
-    m.train_batch(PAT_A, torch.tensor([0]))
+    st = m.train_batch(PAT_A, torch.tensor([0]))
+    # rank-1: a causal and an other-rows phase per neuron; column writes: per polarity one
+    # phase per column (both columns take SET and RESET)
+    assert st.phases == 4
     n_set, n_reset = xb.plus.n_set - set0, xb.plus.n_reset - reset0
     touched = (n_set + n_reset).sum(0) > 0
     assert touched.tolist() == [False, True, False, True, False, False]
@@ -195,3 +201,10 @@ def test_global_drift_compensation_keeps_firing_times_after_a_day():
     # measured: 4.0 steps later without, 1.1 steps (device-to-device spread of nu) with
     assert shift[False] > 2.0
     assert shift[True] < 0.4 * shift[False]
+
+
+def test_default_scheduler_is_state_aware_column_writes_on_native_crossbars():
+    m = SupervisedSTDP(4, 2, device="ideal", program="direct")
+    assert m.scheduler.params.step == "state_aware"
+    assert SupervisedSTDP(4, 2, device="ideal", program="direct",
+                          scheduler=SchedulerParams(step="nominal")).scheduler.params.step == "nominal"
