@@ -22,15 +22,28 @@ PRESETS: dict[str, type[DeviceModel]] = {
 }
 
 
+#: models that are not presets (their defaults mean nothing alone: they are built from imported or
+#: fitted data) but that saved devices and crossbars name: name -> "module:class", imported on use.
+BUILT_MODELS: dict[str, str] = {
+    "piecewise": "memsnn.interop.aihwkit_import:PiecewiseStepDevice",
+}
+
+
 def preset_names() -> list[str]:
     return list(PRESETS)
 
 
 def model_class(preset: str) -> type[DeviceModel]:
-    """The model class of a preset name; unknown names raise an error listing the valid ones."""
-    if preset not in PRESETS:
-        raise ValueError(unknown_key_message(preset, preset_names()).replace("parameter", "device preset"))
-    return PRESETS[preset]
+    """The model class of a preset name (or of a built model such as ``piecewise``, so that saved
+    files naming it load); unknown names raise an error listing the valid presets."""
+    if preset in PRESETS:
+        return PRESETS[preset]
+    if preset in BUILT_MODELS:
+        import importlib
+
+        module, name = BUILT_MODELS[preset].split(":")
+        return getattr(importlib.import_module(module), name)
+    raise ValueError(unknown_key_message(preset, preset_names()).replace("parameter", "device preset"))
 
 
 def make_device(preset: str | DeviceModel = "srtio3", params: DeviceParams | dict | None = None, **overrides: Any) -> DeviceModel:

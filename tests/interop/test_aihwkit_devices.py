@@ -17,7 +17,7 @@ from aihwkit.simulator.presets.devices import (  # noqa: E402
     CapacitorPresetDevice, PCMPresetDevice, ReRamESPresetDevice, ReRamSBPresetDevice,
 )
 
-from memsnn.device_models import PCMDevice, SoftBoundsDevice as MemsnnSoftBounds, make_device  # noqa: E402
+from memsnn.device_models import PCMDevice, SoftBoundsDevice as MemsnnSoftBounds, make_device, preset_names  # noqa: E402
 from memsnn.interop.aihwkit_backend import apply_slots, make_tile  # noqa: E402
 from memsnn.interop.aihwkit_export import export_device, law_step, noise_free  # noqa: E402
 from memsnn.interop.aihwkit_import import (  # noqa: E402
@@ -161,6 +161,24 @@ def test_piecewise_model_law_noise_and_validation():
         PiecewiseStepParams(steps_set=(1.0, -1.0))
     with pytest.raises(ParameterError, match="dw_min"):
         PiecewiseStepParams(dw_min=1.5)
+
+
+def test_crossbar_on_an_imported_piecewise_device_saves_and_loads(tmp_path):
+    """A saved crossbar names its model 'piecewise' (not a preset); loading rebuilds the same law."""
+    from memsnn.crossbar import Crossbar
+
+    model = import_device(ReRamESPresetDevice(), g_min=0.0, g_max=1e-6, law="piecewise").model
+    xbar = Crossbar(6, 4, model, seed=3)
+    xbar.program(torch.rand(6, 4, generator=torch.Generator().manual_seed(0)) * 2 - 1, method="open_loop")
+    back = Crossbar.load(xbar.save(tmp_path / "xbar.pt"))
+    assert back.model.preset == "piecewise" and back.model.params == model.params
+    torch.testing.assert_close(back.weights(), xbar.weights())
+    pulses = torch.tensor([[3, -2, 0, 1]] * 6, dtype=torch.int32)
+    from memsnn.crossbar.schedule import DensePhase
+    for xb in (xbar, back):
+        xb.apply_schedule(DensePhase(pulses, None))
+    torch.testing.assert_close(back.weights(), xbar.weights())  # same law, same random stream
+    assert "piecewise" not in preset_names()  # loadable, not a sweep preset
 
 
 # ---------------------------------------------------------------------------------------------------
