@@ -997,7 +997,7 @@ insitu = true              # true: weights on crossbars of [device]; false: the 
 # Pulse scheduler of in-situ rules. Keys set here change the rule's default scheduler
 # (sg / ssdp, and stdp on native crossbars: step = "state_aware"; the rest SchedulerParams'
 # defaults below).
-# quantisation = "stochastic"   # sign, round, stochastic
+# quantisation = "stochastic"   # sign, round, stochastic, accumulate
 # scheme = "set_only"           # set_only (with refresh) or bipolar
 # k_max = 8                     # pulses per device per update at most
 # step = "nominal"              # nominal or state_aware

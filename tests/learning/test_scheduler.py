@@ -132,6 +132,45 @@ def test_state_aware_step_follows_the_nonlinear_law():
         aware.rank1(xbar, torch.ones(4, dtype=torch.int32), torch.ones(4, dtype=torch.float64))
 
 
+@pytest.mark.parametrize("scheme", ["set_only", "bipolar"])
+def test_accumulate_writes_whole_pulses_when_the_sum_reaches_a_step(scheme):
+    """Mixed precision: 0.3 of a step per update, 10 updates -> exactly 3 pulses, and the
+    accumulator holds what is left below one step; changes the other way are netted digitally."""
+    xbar = ideal_xbar(shape=(3, 2), pair_mode="balanced" if scheme == "bipolar" else "one_sided")
+    sched = PulseScheduler(quantisation="accumulate", scheme=scheme)
+    step = float(sched.pulse_step(xbar, "plus", +1))
+    dw = torch.tensor([[0.3], [-0.3], [0.05]], dtype=torch.float64).expand(3, 2).contiguous() * step
+    if scheme == "bipolar":
+        dw = 2 * dw  # each device of the pair takes half
+    w0 = xbar.weights()
+    pulses = [sched.update(xbar, dw).pulses for _ in range(10)]
+    change = (xbar.weights() - w0) / step
+    expect = {"set_only": [3.0, -3.0, 0.0], "bipolar": [6.0, -6.0, 0.0]}[scheme]
+    torch.testing.assert_close(change[:, 0], torch.tensor(expect, dtype=torch.float64))
+    # rows 0 and 1 x 2 columns: 3 pulses on one device (set_only), or 3 on each device (bipolar)
+    assert sum(pulses) == {"set_only": 12, "bipolar": 24}[scheme]
+    assert pulses[:3] == [0, 0, 0]  # nothing is written before a step has accumulated
+    left = sched.residuals[xbar] / step
+    torch.testing.assert_close(left[:, 0], torch.tensor([0.0, 0.0, 0.5], dtype=torch.float64) * (2 if scheme == "bipolar" else 1),
+                               atol=1e-9, rtol=0)
+    # netting: +0.05 then -0.05 of a step, repeated, never writes a pulse
+    flip = PulseScheduler(quantisation="accumulate", scheme=scheme)
+    assert sum(flip.update(xbar, s * 0.05 * step * torch.ones(3, 2, dtype=torch.float64)).pulses
+               for s in (1, -1) * 20) == 0
+
+
+def test_accumulate_drops_what_k_max_clips_instead_of_winding_up():
+    xbar = ideal_xbar(shape=(2, 2))
+    sched = PulseScheduler(quantisation="accumulate", k_max=4)
+    step = float(sched.pulse_step(xbar, "plus", +1))
+    w0 = xbar.weights()
+    sched.update(xbar, torch.full((2, 2), 10.25 * step, dtype=torch.float64))
+    torch.testing.assert_close((xbar.weights() - w0) / step, torch.full((2, 2), 4.0, dtype=torch.float64))
+    torch.testing.assert_close(sched.residuals[xbar] / step, torch.full((2, 2), 0.25, dtype=torch.float64))
+    with pytest.raises(ValueError, match="accumulate"):
+        sched.rank1(xbar, torch.ones(2, dtype=torch.int32), torch.ones(2, dtype=torch.float64))
+
+
 def test_scheduler_input_errors():
     xbar = ideal_xbar(shape=(5, 4))
     sched = PulseScheduler()
