@@ -142,8 +142,8 @@ def build_method(
         beta: LIF membrane decay per step of the surrogate-gradient network.
         rule_params: see the module docstring; validated with :func:`rule_params_errors`.
         scheduler: in-situ pulse scheduler: :class:`SchedulerParams`, or a mapping of the fields to
-            change from the rule's default (state-aware steps for sg / ssdp, and for stdp on
-            native crossbars), or None (default).
+            change from the rule's default (state-aware steps for sg / ssdp / csdp, and for stdp
+            on native crossbars; csdp also write-verify refresh), or None (default).
         crossbar, periphery: array settings.
         seed: initial weights, device sampling, spikes.
         backend: ``"native"`` crossbars or ``"aihwkit"`` analog tiles (stdp, sg, ssdp; csdp is
@@ -159,8 +159,12 @@ def build_method(
         raise ValueError(f"invalid parameters of rule {rule!r}:\n  - " + "\n  - ".join(errors))
     hidden = tuple(int(h) for h in hidden)
     if isinstance(scheduler, Mapping):
-        aware = rule in ("sg", "ssdp") or (rule == "stdp" and backend == "native")
-        base = {"step": "state_aware"} if aware else {}
+        if rule == "csdp":
+            from ..learning.csdp import DEFAULT_SCHEDULER
+
+            base = DEFAULT_SCHEDULER.to_dict()
+        else:
+            base = {"step": "state_aware"} if (rule != "stdp" or backend == "native") else {}
         scheduler = SchedulerParams(**{**base, **scheduler}) if (scheduler or base) else None
     per_class, extra = _split(rule, rule_params)
     dev = device if insitu else None

@@ -60,7 +60,11 @@ pass reads the arrays (``crossbar.vmm``: binary spikes for the CSDP layers, anal
 the DAC for the readout), so read noise, drift and device spread apply. Updates are dense phases
 through one :class:`~memsnn.learning.scheduler.PulseScheduler` per array (stochastic rounding by
 default: CSDP changes are mostly below one pulse; SET-only pairs with refresh unless the
-scheduler says ``bipolar``). Initial weights are programmed with ``program`` (write-verify by
+scheduler says ``bipolar``; state-aware steps, :data:`DEFAULT_SCHEDULER`). Measured on digits,
+srtio3, 128 hidden, 10 epochs, seeds 0-2 (final test accuracy): nominal steps 63.3 / 77.3 /
+82.0 %, state-aware 74.4 / 82.9 / 73.8 %; state-aware with ``quantisation="accumulate"`` (mixed
+precision) 77.6 / 73.1 / 80.4 % with a tenth of the pulses (4.7e6 instead of 4.3e7). All three
+swing by up to +-10 points from epoch to epoch; float weights reach 93 %. Initial weights are programmed with ``program`` (write-verify by
 default; pulses and energy counted).
 
 Defaults (:class:`CSDPParams`) and where they come from:
@@ -93,6 +97,9 @@ from .loop import Method, StepStats
 from .scheduler import PulseScheduler, SchedulerParams, UpdateStats
 
 __all__ = ["CSDPParams", "CSDP", "CSDPUpdate", "csdp_delta_w", "OPTIMIZERS", "NEGATIVES", "READOUTS"]
+
+#: in-situ default: write-verify refresh (see the constructor) and state-aware steps
+DEFAULT_SCHEDULER = SchedulerParams(step="state_aware", refresh_method="write_verify")
 
 Tensor = torch.Tensor
 OPTIMIZERS = ("sgd", "sign", "adam")
@@ -325,8 +332,8 @@ class CSDP(Method):
                 raise ValueError("crossbar_params.mapping='unipolar' cannot hold CSDP's signed weights: use "
                                  "'differential' or 'reference'")
             # write-verify refresh by default: OR on srtio3 learned for 4/4 seeds with it, 3/4 with
-            # the scheduler's open-loop default (see learning/scheduler.py)
-            sp = scheduler.params if isinstance(scheduler, PulseScheduler) else (scheduler or SchedulerParams(refresh_method="write_verify"))
+            # the scheduler's open-loop default (see learning/scheduler.py); state-aware steps
+            sp = scheduler.params if isinstance(scheduler, PulseScheduler) else (scheduler or DEFAULT_SCHEDULER)
             if not isinstance(sp, SchedulerParams):
                 raise TypeError(f"scheduler must be a PulseScheduler, SchedulerParams or None, got {type(scheduler).__name__}")
             if optimizer == "sign":
