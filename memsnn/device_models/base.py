@@ -33,7 +33,11 @@ parameter ``p`` becomes ``p * (1 + dtod * xi)`` per device, ``xi`` a standard no
 
 *Bounds and levels.* After a pulse the long-term conductance is clipped to the device's
 ``[g_min_d, g_max_d]`` (a device that drifted below ``g_min_d`` is not lifted back to it) and, with
-``n_levels``, rounded to the nearest of ``n_levels`` equally spaced levels of that window.
+``n_levels``, put on one of ``n_levels`` equally spaced levels of that window: the nearest
+(``level_rounding="nearest"``, deterministic - a pulse whose step is below half a level spacing
+then never moves the device, however often it is applied), or one of the two neighbouring levels
+with the probabilities that keep the expected conductance (``"stochastic"``: a device whose
+switching between discrete states is probabilistic, so small steps still move it on average).
 
 *Volatile component.* Each pulse adds ``volatile_ratio`` times its non-volatile change to a volatile
 conductance ``G_vol`` that relaxes as ``exp(-dt / tau)``, with the bias-dependent time constant
@@ -139,6 +143,7 @@ class DeviceParams(Params):
     p_stuck_min: float = param(0.0, unit="1", check="prob", doc="fraction of devices stuck at g_min")
     p_stuck_max: float = param(0.0, unit="1", check="prob", doc="fraction of devices stuck at g_max")
     n_levels: int | None = param(None, unit="1", check="int>=2", optional=True, doc="finite number of conductance levels (None: continuous)")
+    level_rounding: str = param("nearest", check=None, choices=("nearest", "stochastic"), doc="with n_levels: a pulse's result goes to the nearest level, or to one of the two neighbouring levels with probabilities that keep its expected value")
 
     # --- energy ---------------------------------------------------------------------------------------
     energy_set: float = param(0.0, unit="J", check=">=0", doc="energy of one SET pulse at v_ref, width_ref")
@@ -370,7 +375,7 @@ class DeviceModel:
             stuck[u < p.p_stuck_min] = -1
             stuck[(u >= p.p_stuck_min) & (u < p.p_stuck_min + p.p_stuck_max)] = 1
         g = torch.where(stuck < 0, g_min, torch.where(stuck > 0, g_max, g))
-        g = self._quantise(g, dev)
+        g = self._quantise(g, dev, gen)
 
         nu = self._initial_nu(g, sample)
         nu = torch.where(stuck != 0, torch.zeros_like(nu), nu)
@@ -592,7 +597,7 @@ class DeviceModel:
             pulsed_f = cnt.clamp_(max=1.0)
             g1 = self._post_pulse_noise(g1, set_f, pulsed_f, gen, dev)
             g1 = torch.clamp(g1, torch.minimum(g_min, g) if below else g_min, g_max)
-            g1 = self._quantise(g1, dev)
+            g1 = self._quantise(g1, dev, gen)
             g = torch.lerp(g, g1, pulsed_f.mul_(free_f) if any_stuck else pulsed_f)
         touched = (abs_sum > 0) & (state.stuck == 0)
 
@@ -715,7 +720,7 @@ class DeviceModel:
         if not (isinstance(sigma, float) and sigma == 0.0):
             g1 = target + sigma * torch.randn(state.shape, generator=gen, device=state.device, dtype=state.dtype)
         g1 = torch.minimum(torch.maximum(g1, dev["g_min"]), dev["g_max"])
-        g1 = self._quantise(g1, dev)
+        g1 = self._quantise(g1, dev, gen)
         touched = state.stuck == 0
         nu = self._on_programmed(state, g1, touched, gen)
         return state.replace(
@@ -730,13 +735,23 @@ class DeviceModel:
         """Std (S) of the error left by :meth:`program`; default: none."""
         return 0.0
 
-    def _quantise(self, g: Tensor, dev: dict[str, Tensor]) -> Tensor:
+    def _quantise(self, g: Tensor, dev: dict[str, Tensor], generator: torch.Generator | None = None,
+                  *, mean: bool = False) -> Tensor:
+        """``g`` on the device's levels (unchanged when continuous); ``mean=True`` gives the expected
+        value instead of a draw (stochastic rounding: ``g`` itself)."""
         n = self.params.n_levels
-        if n is None:
+        if n is None or (mean and self.params.level_rounding == "stochastic"):
             return g
         lo, hi = dev["g_min"], dev["g_max"]
         spacing = (hi - lo) / (n - 1)
-        return lo + torch.round((g - lo) / spacing).clamp(0, n - 1) * spacing
+        x = (g - lo) / spacing
+        if self.params.level_rounding == "stochastic":
+            base = torch.floor(x)
+            u = torch.rand(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+            x = base + (u < x - base).to(x.dtype)
+        else:
+            x = torch.round(x)
+        return lo + x.clamp(0, n - 1) * spacing
 
     # ------------------------------------------------------------------------------------------------
     # nominal behaviour (for schedulers, open-loop programming and plots)

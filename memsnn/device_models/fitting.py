@@ -183,7 +183,7 @@ def predict_pulse_data(model: DeviceModel, data: pd.DataFrame) -> np.ndarray:
             dn = torch.arange(1, n + 1, dtype=torch.float64) * strength
             lower = dev["g_min"] if pol[i] > 0 else torch.minimum(dev["g_min"], g)
             seg = model._respond(g.expand(n), dn, set_f, a, dev)
-            seg = model._quantise(torch.minimum(torch.maximum(seg, lower), dev["g_max"]), dev)
+            seg = model._quantise(torch.minimum(torch.maximum(seg, lower), dev["g_max"]), dev, mean=True)
             pred[i:j + 1] = seg.numpy()
             g = seg[-1]
         i = j + 1

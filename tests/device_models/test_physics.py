@@ -210,6 +210,26 @@ def test_finite_levels():
     assert len(torch.unique(g)) == 5
 
 
+def test_stochastic_level_rounding_keeps_small_steps_on_average():
+    """A pulse of a tenth of a level spacing: nearest rounding never moves the device, however
+    many pulses; stochastic rounding moves it by the step on average and lands only on levels."""
+    kw = dict(n_levels=5, step=2.5e-9, g_init=0.0)  # spacing 25 nS on the ideal 0-100 nS window
+    near = make_device("ideal", **kw)
+    st = near.init_state((20000,), generator=0)
+    for _ in range(10):
+        st = near.apply_pulses(st, torch.ones(20000, dtype=torch.int32))
+    assert float(near.conductance(st).abs().max()) == 0.0
+    sto = make_device("ideal", level_rounding="stochastic", **kw)
+    st = sto.init_state((20000,), generator=0)
+    g = sto.conductance(sto.apply_pulses(st, torch.ones(20000, dtype=torch.int32), generator=1))
+    torch.testing.assert_close(torch.unique(g), torch.tensor([0.0, 25e-9]), rtol=1e-6, atol=0.0)
+    # one pulse: level 1 with probability 0.1 -> mean 2.5 nS, binomial std of the mean 0.05 nS
+    assert float(g.mean()) == pytest.approx(2.5e-9, abs=0.2e-9)
+    for t in range(10):  # ten pulses: one level up on average
+        st = sto.apply_pulses(st, torch.ones(20000, dtype=torch.int32), generator=10 + t)
+    assert float(sto.conductance(st).mean()) == pytest.approx(25e-9, rel=0.05)
+
+
 def test_energy_and_pulse_counts():
     model = make_device("srtio3", energy_set=2e-12, energy_reset=3e-12)
     state = model.init_state((2, 3), generator=0)
