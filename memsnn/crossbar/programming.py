@@ -92,6 +92,31 @@ def _check_positive(name: str, value, integer: bool = False) -> None:
         raise ValueError(f"{name}={value!r} must be {kind}")
 
 
+def check_program_args(xbar, *, method: str, tol: float, max_iter: int, k_max: int, gain: float,
+                       settle: float | None, mask: Tensor | None, patience: int | None) -> float:
+    """Validate the arguments :func:`program_weights` (and every backend's ``program``) share,
+    before any pulse; returns ``settle`` in seconds (None: 5 tau_volatile for devices with a
+    volatile part, else 0)."""
+    if method not in METHODS:
+        raise ValueError(f"method={method!r} is not allowed: use one of {', '.join(map(repr, METHODS))}")
+    _check_positive("tol", tol)
+    _check_positive("max_iter", max_iter, integer=True)
+    _check_positive("k_max", k_max, integer=True)
+    _check_positive("gain", gain)
+    if patience is not None:
+        _check_positive("patience", patience, integer=True)
+    if settle is None:
+        mp = xbar.model.params
+        settle = 5.0 * mp.tau_volatile if mp.volatile_ratio > 0 else 0.0
+    if not (isinstance(settle, (int, float)) and math.isfinite(settle) and settle >= 0):
+        raise ValueError(f"settle={settle!r} must be a finite number of seconds >= 0")
+    if mask is not None and (not isinstance(mask, torch.Tensor) or tuple(mask.shape) != xbar.shape
+                             or mask.dtype != torch.bool):
+        raise ValueError(f"mask must be a bool tensor of shape {xbar.shape}, got "
+                         f"{getattr(mask, 'dtype', type(mask).__name__)} {tuple(getattr(mask, 'shape', ()))}")
+    return float(settle)
+
+
 def program_weights(
     xbar,
     w: Tensor,
@@ -122,26 +147,12 @@ def program_weights(
         patience: write-verify stops pulsing a device whose read error has not improved for this
             many iterations (a device whose own bounds cannot reach its target, say); None: never.
     """
-    if method not in METHODS:
-        raise ValueError(f"method={method!r} is not allowed: use one of {', '.join(map(repr, METHODS))}")
-    _check_positive("tol", tol)
-    _check_positive("max_iter", max_iter, integer=True)
-    _check_positive("k_max", k_max, integer=True)
-    _check_positive("gain", gain)
     if amplitude is not None:
         _check_positive("amplitude", amplitude)
-    if settle is None:
-        mp = xbar.model.params
-        settle = 5.0 * mp.tau_volatile if mp.volatile_ratio > 0 else 0.0
-    if not (isinstance(settle, (int, float)) and math.isfinite(settle) and settle >= 0):
-        raise ValueError(f"settle={settle!r} must be a finite number of seconds >= 0")
-    if patience is not None:
-        _check_positive("patience", patience, integer=True)
+    settle = check_program_args(xbar, method=method, tol=tol, max_iter=max_iter, k_max=k_max, gain=gain,
+                                settle=settle, mask=mask, patience=patience)
     g_plus_t, g_minus_t = xbar.target_conductances(w)  # validates w
     if mask is not None:
-        if not isinstance(mask, torch.Tensor) or tuple(mask.shape) != xbar.shape or mask.dtype != torch.bool:
-            raise ValueError(f"mask must be a bool tensor of shape {xbar.shape}, got "
-                             f"{getattr(mask, 'dtype', type(mask).__name__)} {tuple(getattr(mask, 'shape', ()))}")
         mask = mask.to(xbar.device)
     model: DeviceModel = xbar.model
     tol_s = tol * model.params.window

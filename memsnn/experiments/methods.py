@@ -34,7 +34,6 @@ from __future__ import annotations
 import math
 from typing import Any, Mapping
 
-import torch
 
 from ..crossbar.array import CrossbarParams
 from ..crossbar.coding import Encoder
@@ -163,8 +162,12 @@ def build_method(
             from ..learning.csdp import DEFAULT_SCHEDULER
 
             base = DEFAULT_SCHEDULER.to_dict()
+        elif rule == "stdp":
+            from ..learning.stdp import default_scheduler
+
+            base = default_scheduler(backend).to_dict()
         else:
-            base = {"step": "state_aware"} if (rule != "stdp" or backend == "native") else {}
+            base = {"step": "state_aware"}
         scheduler = SchedulerParams(**{**base, **scheduler}) if (scheduler or base) else None
     per_class, extra = _split(rule, rule_params)
     dev = device if insitu else None

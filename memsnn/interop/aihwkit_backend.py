@@ -34,8 +34,9 @@ update or BL management, a learning rate so large that every coincidence fires):
 :class:`~memsnn.crossbar.schedule.OuterPhase` becomes ``min(|rows|, |cols|)`` slots (row ``i``
 fires in the first ``|rows[i]|`` of them), a stochastic one ``length`` slots of Bernoulli bits
 drawn from the crossbar's generator (aihwkit's stochastic pulse trains); stacked updates follow one
-another. A :class:`~memsnn.crossbar.schedule.DensePhase` is applied row by row (the native phase count
-takes the cheaper of rows and columns; the pulses each device gets are the same): slot ``s`` of row ``i`` drives that row alone and the columns with more than ``s`` pulses.
+another. A :class:`~memsnn.crossbar.schedule.DensePhase` is applied row by row (the phase count
+takes the cheaper of rows and columns; each device gets the same pulses either way): slot ``s`` of
+row ``i`` drives that row alone and the columns with more than ``s`` pulses.
 Pulses and energy are counted here (aihwkit counts neither on CPU), at the model's nominal
 ``energy_set`` / ``energy_reset``.
 
@@ -64,7 +65,7 @@ import torch
 
 from ..crossbar.array import Crossbar, CrossbarParams, ScheduleResult
 from ..crossbar.periphery import PeripheryParams
-from ..crossbar.programming import METHODS, ProgramReport, VerifyTracker, _check_positive
+from ..crossbar.programming import ProgramReport, VerifyTracker, check_program_args
 from ..crossbar.schedule import DensePhase, OuterPhase, PulseSchedule
 from ..device_models import DeviceModel, DeviceState, SoftBoundsDevice, make_device
 
@@ -561,25 +562,11 @@ class AihwkitCrossbar(Crossbar):
         """Program weights ``w`` ``[in, out]`` with aihwkit's devices; the methods and arguments of
         :func:`memsnn.crossbar.programming.program_weights`. ``"direct"`` is aihwkit's
         ``set_weights`` (exact up to each device's bounds) plus the model's programming noise."""
-        if method not in METHODS:
-            raise ValueError(f"method={method!r} is not allowed: use one of {', '.join(map(repr, METHODS))}")
-        _check_positive("tol", tol)
-        _check_positive("max_iter", max_iter, integer=True)
-        _check_positive("k_max", k_max, integer=True)
-        _check_positive("gain", gain)
-        if patience is not None:
-            _check_positive("patience", patience, integer=True)
+        settle = check_program_args(self, method=method, tol=tol, max_iter=max_iter, k_max=k_max, gain=gain,
+                                    settle=settle, mask=mask, patience=patience)
         self._check_pulse_settings(amplitude, None, "program")
         mp = self.model.params
-        if settle is None:
-            settle = 5.0 * mp.tau_volatile if mp.volatile_ratio > 0 else 0.0
-        if not (isinstance(settle, (int, float)) and math.isfinite(settle) and settle >= 0):
-            raise ValueError(f"settle={settle!r} must be a finite number of seconds >= 0")
         g_plus_t, g_minus_t = self.target_conductances(w)  # validates w
-        if mask is not None:
-            if not isinstance(mask, torch.Tensor) or tuple(mask.shape) != self.shape or mask.dtype != torch.bool:
-                raise ValueError(f"mask must be a bool tensor of shape {self.shape}, got "
-                                 f"{getattr(mask, 'dtype', type(mask).__name__)} {tuple(getattr(mask, 'shape', ()))}")
         targets = [(0, g_plus_t)] + ([(1, g_minus_t)] if g_minus_t is not None else [])
         sel = torch.ones(self.shape, dtype=torch.bool) if mask is None else mask
         pulses0, energy0, reads0 = self.total_pulses, self.energy, self.reads

@@ -64,8 +64,8 @@ scheduler says ``bipolar``; state-aware steps, :data:`DEFAULT_SCHEDULER`). Measu
 srtio3, 128 hidden, 10 epochs, seeds 0-2 (final test accuracy): nominal steps 63.3 / 77.3 /
 82.0 %, state-aware 74.4 / 82.9 / 73.8 %; state-aware with ``quantisation="accumulate"`` (mixed
 precision) 77.6 / 73.1 / 80.4 % with a tenth of the pulses (4.7e6 instead of 4.3e7). All three
-swing by up to +-10 points from epoch to epoch; float weights reach 93 %. Initial weights are programmed with ``program`` (write-verify by
-default; pulses and energy counted).
+swing by up to +-10 points from epoch to epoch; float weights reach 93 %. Initial weights are
+programmed with ``program`` (write-verify by default; pulses and energy counted).
 
 Defaults (:class:`CSDPParams`) and where they come from:
 

@@ -54,16 +54,14 @@ Phases. :meth:`PulseScheduler.rank1` emits a rank-1 update - rows gated (0/1 or 
 e.g. which inputs fired), columns carrying the per-column change - as one parallel outer-product
 phase per stacked update (per polarity group): the crossbar does it in one step. :meth:`dense`
 emits any ``dW`` as a dense phase, which hardware programs line by line (rows or columns, whichever
-are fewer). The returned
-:class:`UpdateStats` counts pulses, energy and hardware phases - phases are time on hardware.
+are fewer). The returned :class:`UpdateStats` counts pulses, energy and hardware phases - phases
+are time on hardware.
 """
 
 from __future__ import annotations
 
-import math
 import weakref
 from dataclasses import dataclass
-from typing import Iterator
 
 import torch
 

@@ -87,9 +87,15 @@ from ..params import Params, param
 from .loop import Method, StepStats
 from .scheduler import PulseScheduler, SchedulerParams
 
-__all__ = ["STDPParams", "SupervisedSTDP", "teacher", "update_targets"]
+__all__ = ["STDPParams", "SupervisedSTDP", "default_scheduler", "teacher", "update_targets"]
 
 Tensor = torch.Tensor
+
+
+def default_scheduler(backend: str = "native") -> SchedulerParams:
+    """In-situ default: state-aware column writes on native crossbars, nominal rank-1 phases on
+    aihwkit (its ``tile.update`` takes outer products); see the module docstring."""
+    return SchedulerParams(step="state_aware" if backend == "native" else "nominal")
 
 
 @dataclass(frozen=True)
@@ -316,8 +322,7 @@ class SupervisedSTDP(Method):
             if isinstance(scheduler, PulseScheduler):
                 self.scheduler = scheduler
             else:
-                default = SchedulerParams(step="state_aware" if backend == "native" else "nominal")
-                self.scheduler = PulseScheduler(scheduler or default)
+                self.scheduler = PulseScheduler(scheduler or default_scheduler(backend))
             self.w = None
             self.name = f"stdp-{model.preset}"
 
