@@ -230,7 +230,8 @@ def test_sigkill_mid_sweep_then_restart_runs_each_exactly_once(tmp_path):
     before = _finished(out)
     assert 3 <= len(before) < 12, "killed mid-way"
     stale = [p for p in (out / "runs").iterdir() if p.name.startswith(".tmp-")]
-    assert stale and all((p / "partial.txt").exists() for p in stale), "half runs were cut off"
+    # With two workers the other in-flight run may have its directory but not yet its partial file.
+    assert any((p / "partial.txt").exists() for p in stale), "a half run was cut off"
     tokens = {rid: json.loads((out / "runs" / rid / "metrics.json").read_text())["token"] for rid in before}
 
     summary = run_sweep(base, GRID, out, seeds=(0, 1), workers=2, runner=toy_runner, progress=False)
