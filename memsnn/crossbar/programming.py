@@ -194,11 +194,11 @@ def program_weights(
         energy_J=xbar.energy - energy0,
         reads=xbar.reads - reads0,
         hardware_phases=phases,
-        weight_rmse=float(w_err.pow(2).mean().sqrt()),
-        weight_max_error=float(w_err.abs().max()),
+        weight_rmse=float(w_err.pow(2).mean().sqrt()) if w_err.numel() else 0.0,  # an empty mask: nothing to do
+        weight_max_error=float(w_err.abs().max()) if w_err.numel() else 0.0,
         g_rmse_S=math.sqrt(sq_err / max(n_dev, 1)),
         tolerance_S=tol_s,
-        converged_fraction=n_ok / max(n_working, 1),
+        converged_fraction=n_ok / n_working if n_working else float(w_err.numel() == 0),
         failed=bad,
         stuck=stuck,
     )
@@ -212,7 +212,8 @@ def _open_loop(model: DeviceModel, state: DeviceState, target: Tensor, gen, k_ma
     n_reset = max(1, n_reset)
     rows, cols = state.shape
     if mask is None:  # one parallel RESET phase for the whole array
-        reset = OuterPhase(torch.ones(rows, dtype=torch.int32), torch.full((cols,), -n_reset, dtype=torch.int32))
+        # rows driven for all n_reset slots: an aligned phase gives min(row, column) pulses per device
+        reset = OuterPhase(torch.full((rows,), n_reset, dtype=torch.int32), torch.full((cols,), -n_reset, dtype=torch.int32))
         counts, _ = reset.coincidences("plus", dtype=state.dtype)
         state = model._apply_sequence(state, counts.to(state.device), amplitude=amplitude, generator=gen)
         reset_phases = reset.hardware_phases()

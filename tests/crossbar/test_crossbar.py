@@ -102,10 +102,29 @@ def test_write_verify_reaches_tolerance_where_open_loop_does_not():
         reports[method] = xbar.program(w, method=method, tol=0.02, max_iter=80)
     ol, wv = reports["open_loop"], reports["write_verify"]
     assert wv.converged_fraction >= 0.99
-    assert ol.converged_fraction < 0.5
+    assert ol.converged_fraction < 0.75  # the 15 % d2d spread of the law: ~58 % within 2 %
     assert wv.weight_rmse < 0.25 * ol.weight_rmse
     assert wv.reads == wv.iterations and ol.reads == 0
     assert wv.pulses > 0 and wv.energy_J == pytest.approx(wv.pulses * 1e-12, rel=1e-9)
+
+
+def test_open_loop_resets_whole_array_to_g_min_before_setting():
+    """Open loop from any state: the full RESET train brings every device to g_min, then the
+    nominal SET count lands a spread-free, noise-free device on its target."""
+    model = make_device("srtio3", **QUIET_SRTIO3, g_min_dtod=0.0, g_max_dtod=0.0, g_init_dtod=0.0,
+                        r_dtod=0.0, c_dtod=0.0)
+    torch.manual_seed(2)
+    w = torch.rand(32, 12, dtype=torch.float64) * 2 - 1
+    xbar = Crossbar(32, 12, model, seed=0, dtype=torch.float64)
+    xbar.apply_pulses(torch.full((32, 12), 400), torch.full((32, 12), 400))  # both devices at g_max
+    assert float(xbar.conductances()[0].min()) > 0.99 * model.params.g_max
+    report = xbar.program(w, method="open_loop")
+    gp_t, gm_t = xbar.target_conductances(w)
+    gp, gm = xbar.conductances()
+    # one nominal step (<= 2.5 % of the window) of rounding at most
+    assert float((gp - gp_t).abs().max()) < 0.025 * model.params.window
+    assert float((gm - gm_t).abs().max()) < 0.025 * model.params.window
+    assert report.weight_rmse < 0.02
 
 
 def test_stuck_devices_reported_as_failed():

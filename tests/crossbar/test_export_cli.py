@@ -45,7 +45,10 @@ def test_export_after_drift_and_from_run_directory(tmp_path):
     assert main(["export-maps", str(run), "--out", str(tmp_path / "m"), "--format", "npz", "--at", "86400"]) == 0
     drifted = load_maps(tmp_path / "m" / "net.hidden_maps.npz").full("g_plus")
     np.testing.assert_array_equal(drifted, a.conductances(at=a.time + 86400)[0].numpy())
-    assert (drifted < a.conductances()[0].numpy()).mean() > 0.99
+    now = a.conductances()[0].numpy()
+    p = a.model.params
+    above = now > p.g_min + 0.02 * p.window  # devices written to g_min (negative weights) cannot drift lower
+    assert above.mean() > 0.3 and (drifted[above] < now[above]).mean() > 0.99
     ref = load_maps(tmp_path / "m" / "net.out_maps.npz")
     assert ref.tiles[0].g_minus is None
 
