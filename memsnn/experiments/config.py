@@ -26,9 +26,9 @@ filled in). ``[encoder]``, ``[device]``, ``[periphery]``, ``[crossbar]``, ``[rul
 ``[scheduler]`` hold only the keys you set: what is absent keeps the default of the class, the
 preset or the rule, so that a sweep over ``device.preset`` or ``rule.name`` starts every point from
 that point's own defaults. An absent ``[encoder]``, ``[periphery]``, ``[crossbar]`` or
-``[scheduler]`` leaves the rule's own choice (e.g. sg / ssdp and stdp on native crossbars use
-``SchedulerParams(step="state_aware")``); a present one is built from that choice plus its
-keys.
+``[scheduler]`` leaves the rule's own choice (e.g. sg / ssdp use
+``SchedulerParams(step="state_aware", k_max=1)``, stdp on native crossbars
+``step="state_aware"``); a present one is built from that choice plus its keys.
 
 TOML has no null: an absent optional field means None and saving omits None values. Where None
 is not the default (``device.g_init`` of srtio3 is 10 nS; None means g_min), write the string
@@ -995,8 +995,8 @@ insitu = true              # true: weights on crossbars of [device]; false: the 
 
 [scheduler]
 # Pulse scheduler of in-situ rules. Keys set here change the rule's default scheduler
-# (sg / ssdp, and stdp on native crossbars: step = "state_aware"; the rest SchedulerParams'
-# defaults below).
+# (sg / ssdp: step = "state_aware", k_max = 1; stdp on native crossbars and csdp:
+# step = "state_aware"; the rest SchedulerParams' defaults below).
 # quantisation = "stochastic"   # sign, round, stochastic, accumulate
 # scheme = "set_only"           # set_only (with refresh) or bipolar
 # k_max = 8                     # pulses per device per update at most

@@ -23,10 +23,10 @@ Rules (``RULES``) and their parameters (``rule_params``: one flat mapping, valid
   (:class:`~memsnn.learning.csdp.CSDP`). Fields of :class:`~memsnn.learning.csdp.CSDPParams` plus
   ``optimizer`` (``sgd`` or ``sign`` in-situ and float; ``adam`` float only). Its own rate code.
 
-In-situ surrogate-gradient methods step pulses with the scheduler's ``step="state_aware"`` unless
-``scheduler`` says otherwise: srtio3's asymmetric law makes a SET step near g_min 6x a RESET step,
-and on digits (64 hidden, T = 10, 3 epochs on 600 samples, noise off) state-aware steps reached
-84 % against 78 % with nominal ones.
+In-situ surrogate-gradient methods use :data:`memsnn.learning.sg.DEFAULT_SCHEDULER` unless
+``scheduler`` says otherwise: ``step="state_aware"`` (srtio3's asymmetric law makes a SET step near
+g_min 6x a RESET step, and on digits - 64 hidden, T = 10, 3 epochs on 600 samples, noise off -
+state-aware steps reached 84 % against 78 % with nominal ones) and ``k_max=1`` (see that module).
 """
 
 from __future__ import annotations
@@ -142,7 +142,8 @@ def build_method(
         rule_params: see the module docstring; validated with :func:`rule_params_errors`.
         scheduler: in-situ pulse scheduler: :class:`SchedulerParams`, or a mapping of the fields to
             change from the rule's default (state-aware steps for sg / ssdp / csdp, and for stdp
-            on native crossbars; csdp also write-verify refresh), or None (default).
+            on native crossbars; sg / ssdp also k_max=1, csdp write-verify refresh), or None
+            (default).
         crossbar, periphery: array settings.
         seed: initial weights, device sampling, spikes.
         backend: ``"native"`` crossbars or ``"aihwkit"`` analog tiles (stdp, sg, ssdp; csdp is
@@ -167,7 +168,9 @@ def build_method(
 
             base = default_scheduler(backend).to_dict()
         else:
-            base = {"step": "state_aware"}
+            from ..learning.sg import DEFAULT_SCHEDULER as SG_SCHEDULER
+
+            base = SG_SCHEDULER.to_dict()
         scheduler = SchedulerParams(**{**base, **scheduler}) if (scheduler or base) else None
     per_class, extra = _split(rule, rule_params)
     dev = device if insitu else None
@@ -197,7 +200,7 @@ def build_method(
             return DigitalSG(net, enc, lr=extra["digital_lr"])
         return DigitalSSDP(net, enc, lr=extra["digital_lr"], ssdp=ssdp)
     kw = dict(params=InSituSGParams(**per_class[InSituSGParams]),
-              scheduler=scheduler or SchedulerParams(step="state_aware"),
+              scheduler=scheduler,  # None: InSituSG's DEFAULT_SCHEDULER
               crossbar=crossbar, periphery=periphery, seed=seed, backend=backend)
     if ssdp is None:
         return InSituSG(net, device, enc, **kw)

@@ -94,7 +94,7 @@ from ..crossbar.network import SpikingNetwork
 from ..crossbar.neurons import first_spike_times
 from ..params import Params, ParameterError, param
 from .loop import StepStats
-from .sg import DigitalSG, InSituSG
+from .sg import DEFAULT_SCHEDULER as SG_SCHEDULER, DigitalSG, InSituSG
 
 __all__ = [
     "SSDPParams", "SSDPStepStats", "SSDP", "LayerSignals", "DopamineGate", "DigitalSSDP", "InSituSSDP",
@@ -561,11 +561,16 @@ class InSituSSDP(InSituSG):
         net, model, encoder, params, scheduler, crossbar, periphery, seed: as
             :class:`~memsnn.learning.sg.InSituSG`.
         ssdp: :class:`SSDPParams` (``insitu`` picks dense or coincidence phases; module docstring).
+
+    Without a ``scheduler``, the coincidence form uses InSituSG's default with ``step="nominal"``
+    (a rank-1 phase cannot give each device its own step).
     """
 
     def __init__(self, net: SpikingNetwork, model: Any, encoder, *, ssdp: SSDPParams | None = None, **kwargs: Any):
         ssdp = ssdp or SSDPParams()
         SSDP(net, ssdp)  # validate the layers before programming any array
+        if ssdp.insitu == "coincidence" and kwargs.get("scheduler") is None:
+            kwargs["scheduler"] = SG_SCHEDULER.replace(step="nominal")
         super().__init__(net, model, encoder, **kwargs)
         self.ssdp = SSDP(self.net, ssdp)
         if ssdp.insitu == "coincidence":

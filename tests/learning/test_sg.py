@@ -39,3 +39,23 @@ def test_digital_sg_method_matches_the_loop_interface():
     hist = fit(m, data, epochs=10, batch_size=16, progress=False)
     assert hist.test_acc.iloc[-3:].min() >= 0.85
     assert (hist.pulses == 0).all() and m.crossbars() == []
+
+
+def test_insitu_sg_default_sends_at_most_one_pulse_per_device_per_update():
+    """The default scheduler (state-aware, k_max=1): a large-lr step on srtio3 would want many
+    pulses per device; each device still gets at most one (refresh off: margin 0, no spread)."""
+    from memsnn.learning.sg import DEFAULT_SCHEDULER
+
+    data = load_dataset("digits", seed=0)
+    sched = DEFAULT_SCHEDULER.replace(refresh_margin=0.0, refresh_spread=0.0)
+    m = InSituSG(SpikingNetwork([64, 16, 10], seed=0), "srtio3", Encoder(num_steps=8),
+                 params=InSituSGParams(lr=1.0), scheduler=sched)
+    assert InSituSG(SpikingNetwork([4, 3], seed=0), "ideal", Encoder(num_steps=4)).schedulers[0].params == DEFAULT_SCHEDULER
+    gen = torch.Generator().manual_seed(0)
+    for i in range(3):
+        before = [{k: v.clone() for k, v in x.pulse_counts().items()} for x in m.crossbars()]
+        st = m.train_batch(data.x_train[32 * i:32 * (i + 1)], data.y_train[32 * i:32 * (i + 1)], gen)
+        assert st.pulses > 0
+        for x, b in zip(m.crossbars(), before):
+            per_device = [x.pulse_counts()[k] - b[k] for k in ("plus", "minus")]
+            assert max(int(d.max()) for d in per_device) == 1

@@ -193,6 +193,7 @@ def test_da_ssdp_records_a_warmup_then_gates_each_layer():
 
 
 def _insitu(seed, ssdp, sizes=(64, 10), lr=1e-12, model="ideal", **kw):
+    kw.setdefault("scheduler", SchedulerParams())  # nominal steps, k_max 8: kernels of up to ~2 pulses
     return InSituSSDP(SpikingNetwork(list(sizes), seed=5), model, Encoder(num_steps=8), ssdp=ssdp, seed=seed,
                       params=InSituSGParams(lr=lr, init_method="direct"), **kw)
 
