@@ -104,13 +104,19 @@ class CompareResult:
     out_dir: Path | None
 
 
+def _epochs(cfg: CompareConfig, rule: str) -> int:
+    return cfg.stdp_epochs if rule == "stdp" and cfg.stdp_epochs else cfg.epochs
+
+
 def _methods(cfg: CompareConfig, data, rule: str) -> list[Method]:
     """The in-situ and the float method of ``rule``, built by :func:`memsnn.experiments.methods.build_method`."""
     enc = Encoder(num_steps=cfg.num_steps)
     extra = {"sg": {"lr": cfg.sg_lr, "digital_lr": cfg.digital_lr},
              "ssdp": {"lr": cfg.sg_lr, "digital_lr": cfg.digital_lr}}.get(rule, {})
+    epochs = _epochs(cfg, rule)
     return [build_method(rule, insitu, data, device=cfg.device, encoder=enc, hidden=(cfg.hidden,),
-                         rule_params=extra, seed=cfg.seed, backend=cfg.backend) for insitu in (True, False)]
+                         rule_params=extra, seed=cfg.seed, backend=cfg.backend, epochs=epochs)
+            for insitu in (True, False)]
 
 
 def _logreg(data, seed: int) -> dict:
@@ -142,7 +148,7 @@ def run_compare(cfg: CompareConfig | None = None, *, out_dir: str | Path | None 
             continue
         for method in _methods(cfg, data, rule):
             t0 = time.perf_counter()
-            epochs = cfg.stdp_epochs if rule == "stdp" and cfg.stdp_epochs else cfg.epochs
+            epochs = _epochs(cfg, rule)
             before = int(method.counters().get("pulses", 0))
             hist = fit(method, data, epochs=epochs, batch_size=cfg.batch_size, seed=cfg.seed, progress=progress,
                        num_steps=cfg.num_steps)

@@ -987,7 +987,8 @@ insitu = true              # true: weights on crossbars of [device]; false: the 
 [rule.params]
 # The rule's own parameters (absent: its defaults; memsnn.experiments.methods documents them):
 #   stdp: STDPParams (a_plus, a_minus, num_steps, neurons_per_class, ...; input coding per dataset)
-#   sg:   InSituSGParams (lr, scale_factor, init_method, grad_clip) and digital_lr (Adam, float runs)
+#   sg:   InSituSGParams (lr, lr_final, anneal_epochs, scale_factor, init_method, grad_clip)
+#         and digital_lr (Adam, float runs)
 #   ssdp: the sg keys plus SSDPParams (A_plus, A_base, sigma, gate, ...)
 #   csdp: CSDPParams (num_steps, eta, theta, ...) and optimizer (sgd, sign; adam float only)
 # a_plus = 0.05

@@ -130,6 +130,7 @@ def build_method(
     periphery: PeripheryParams | None = None,
     seed: int = 0,
     backend: str = "native",
+    epochs: int | None = None,
 ) -> Method:
     """A fresh method for ``rule`` on ``data`` (a :class:`~memsnn.experiments.datasets.Dataset`).
 
@@ -148,6 +149,8 @@ def build_method(
         seed: initial weights, device sampling, spikes.
         backend: ``"native"`` crossbars or ``"aihwkit"`` analog tiles (stdp, sg, ssdp; csdp is
             native only).
+        epochs: the training epochs the method will get; in-situ sg / ssdp anneal their learning
+            rate over them unless ``rule_params`` sets ``anneal_epochs`` (None: its default, 10).
     """
     if backend not in ("native", "aihwkit"):
         raise ValueError(f"backend={backend!r} is not allowed: use 'native' or 'aihwkit'")
@@ -199,7 +202,10 @@ def build_method(
         if ssdp is None:
             return DigitalSG(net, enc, lr=extra["digital_lr"])
         return DigitalSSDP(net, enc, lr=extra["digital_lr"], ssdp=ssdp)
-    kw = dict(params=InSituSGParams(**per_class[InSituSGParams]),
+    sg_fields = dict(per_class[InSituSGParams])
+    if epochs is not None and "anneal_epochs" not in sg_fields:
+        sg_fields["anneal_epochs"] = int(epochs)
+    kw = dict(params=InSituSGParams(**sg_fields),
               scheduler=scheduler,  # None: InSituSG's DEFAULT_SCHEDULER
               crossbar=crossbar, periphery=periphery, seed=seed, backend=backend)
     if ssdp is None:

@@ -101,7 +101,7 @@ def run_experiment(cfg: ExperimentConfig, out_dir: str | os.PathLike, *, progres
         cfg.rule.name, cfg.rule.insitu, data,
         device=cfg.device_model(), encoder=encoder, hidden=cfg.network.hidden, beta=cfg.network.beta,
         rule_params=cfg.rule.params, scheduler=dict(cfg.scheduler), crossbar=cfg.crossbar_params(),
-        periphery=cfg.periphery_params(), seed=cfg.seed,
+        periphery=cfg.periphery_params(), seed=cfg.seed, epochs=cfg.training.epochs,
     )
     pulses_before = int(method.counters().get("pulses", 0))  # initial programming
     history = fit(method, data, epochs=cfg.training.epochs, batch_size=cfg.training.batch_size, seed=cfg.seed,

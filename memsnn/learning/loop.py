@@ -27,9 +27,15 @@ from tqdm.auto import tqdm
 from ..crossbar.array import Crossbar
 from .bptt import TrainingDiverged, batched_accuracy
 
-__all__ = ["Method", "StepStats", "fit", "accuracy"]
+__all__ = ["Method", "StepStats", "fit", "accuracy", "cosine_factor"]
 
 Tensor = torch.Tensor
+
+
+def cosine_factor(done: int, total: int) -> float:
+    """Cosine annealing factor after ``done`` of ``total`` epochs: 1 at the start, 0 from ``total``
+    on, ``0.5 * (1 + cos(pi * min(done, total) / total))`` in between."""
+    return 0.5 * (1.0 + math.cos(math.pi * min(done, total) / total))
 
 
 @dataclass

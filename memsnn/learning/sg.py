@@ -24,6 +24,11 @@ hidden, T = 25, lr 0.05, 10 epochs, seeds 0-4, ``benchmarks/scheduler_variants.p
 with ``k_max=1`` against 83.6 +- 1.6 % with ``k_max=8``, with half the pulses. The same holds for a
 linear device with srtio3-sized steps (ideal with a 2.5 % step: 30-54 % with ``k_max=8``, 85-94 %
 with ``k_max=1``).
+
+The learning rate is cosine-annealed by default, from ``lr`` to a tenth of it over
+``anneal_epochs`` (10, the default run's epochs): the stochastic rounding's pulses are noise
+that a smaller late learning rate cuts. Measured as above (seeds 0-4): 91.1 +- 0.6 % against
+90.1 +- 1.0 % at a constant 0.05, with a third fewer pulses. ``lr_final=None`` keeps it constant.
 """
 
 from __future__ import annotations
@@ -40,7 +45,7 @@ from ..crossbar.layers import CrossbarLinear
 from ..crossbar.network import SpikingNetwork
 from ..crossbar.periphery import PeripheryParams
 from ..params import Params, param
-from .loop import Method, StepStats
+from .loop import Method, StepStats, cosine_factor
 from .scheduler import PulseScheduler, SchedulerParams
 
 __all__ = ["DigitalSG", "InSituSG", "InSituSGParams", "DEFAULT_SCHEDULER"]
@@ -90,6 +95,15 @@ class InSituSGParams(Params):
     scale_factor: float = param(2.5, unit="1", check=">0", doc="crossbar scale = scale_factor / sqrt(fan_in): room for weights to grow")
     init_method: str = param("write_verify", check=None, choices=("write_verify", "open_loop", "direct"), doc="how the initial weights are programmed")
     grad_clip: float | None = param(None, unit="1", check=">0", optional=True, doc="clip each layer's weight gradient norm (None: off)")
+    lr_final: float | None = param(0.1, unit="1", check="prob", optional=True, doc="cosine-anneal lr to lr * lr_final over anneal_epochs (None: constant lr)")
+    anneal_epochs: int = param(10, unit="epochs", check="int>=1", doc="epochs over which lr anneals (set it to the training epochs); constant after")
+
+    def lr_at(self, epochs_done: int) -> float:
+        """Learning rate after ``epochs_done`` epochs: ``lr``, or cosine-annealed from ``lr`` to
+        ``lr * lr_final`` over ``anneal_epochs`` (module docstring)."""
+        if self.lr_final is None:
+            return self.lr
+        return self.lr * (self.lr_final + (1.0 - self.lr_final) * cosine_factor(epochs_done, self.anneal_epochs))
 
 
 class InSituSG(Method):
@@ -125,6 +139,16 @@ class InSituSG(Method):
         self.net = SpikingNetwork(net.sizes, neuron=net.neurons, synapses=layers, readout=net.readout)
         self.schedulers = [PulseScheduler(scheduler or DEFAULT_SCHEDULER) for _ in layers]
         self.loss_fn = nn.CrossEntropyLoss()
+        self.epochs_done = 0
+
+    @property
+    def lr(self) -> float:
+        """The learning rate of the next update (``params.lr_at(epochs_done)``)."""
+        return self.params.lr_at(self.epochs_done)
+
+    def on_epoch_end(self, epoch: int) -> None:
+        super().on_epoch_end(epoch)
+        self.epochs_done += 1
 
     def crossbars(self):
         return self.net.crossbars()
@@ -148,7 +172,7 @@ class InSituSG(Method):
                 norm = float(g.norm())
                 if norm > self.params.grad_clip:
                     g = g * (self.params.grad_clip / norm)
-            up = sched.update(syn.crossbar, -self.params.lr * g)
+            up = sched.update(syn.crossbar, -self.lr * g)
             stats.pulses += up.pulses
             stats.energy_J += up.energy_J
             stats.phases += up.phases

@@ -93,7 +93,7 @@ from torch import nn
 from ..crossbar.network import SpikingNetwork
 from ..crossbar.neurons import first_spike_times
 from ..params import Params, ParameterError, param
-from .loop import StepStats
+from .loop import StepStats, cosine_factor
 from .sg import DEFAULT_SCHEDULER as SG_SCHEDULER, DigitalSG, InSituSG
 
 __all__ = [
@@ -147,7 +147,7 @@ class SSDPParams(Params):
             return 0.0
         if self.anneal_epochs is None:
             return 1.0
-        return 0.5 * (1.0 + math.cos(math.pi * min(epochs_done, self.anneal_epochs) / self.anneal_epochs))
+        return cosine_factor(epochs_done, self.anneal_epochs)
 
 
 # ----------------------------------------------------------------------------------------------------

@@ -34,6 +34,14 @@ def test_build_method_gives_the_rule_and_form_asked_for(digits):
     m = build_method("csdp", False, digits, hidden=(8,), rule_params={"optimizer": "adam", "theta": 7.0})
     assert m.optimizer == "adam" and m.params.theta == 7.0
 
+    # in-situ sg / ssdp anneal over the run's epochs unless anneal_epochs is set
+    for rule in ("sg", "ssdp"):
+        m = build_method(rule, True, digits, device="ideal", hidden=(8,), encoder=Encoder(num_steps=4), epochs=3)
+        assert m.params.anneal_epochs == 3 and m.params.lr_final == 0.1
+    m = build_method("sg", True, digits, device="ideal", hidden=(8,), encoder=Encoder(num_steps=4), epochs=3,
+                     rule_params={"anneal_epochs": 7, "lr_final": None})
+    assert (m.params.anneal_epochs, m.params.lr_final) == (7, None)
+
 
 def test_rule_params_errors_name_every_problem():
     errs = rule_params_errors("sg", {"lrr": 0.1, "scale_factor": -1.0, "digital_lr": 0})

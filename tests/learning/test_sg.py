@@ -1,3 +1,5 @@
+import math
+
 import torch
 
 from memsnn.crossbar.coding import Encoder
@@ -59,3 +61,31 @@ def test_insitu_sg_default_sends_at_most_one_pulse_per_device_per_update():
         for x, b in zip(m.crossbars(), before):
             per_device = [x.pulse_counts()[k] - b[k] for k in ("plus", "minus")]
             assert max(int(d.max()) for d in per_device) == 1
+
+
+def test_insitu_sg_cosine_annealing_of_the_learning_rate():
+    import pytest
+
+    from memsnn.params import ParameterError
+
+    p = InSituSGParams(lr=0.05)  # default: to a tenth over 10 epochs
+    # hand-computed: 0.005 + 0.045 * 0.5 * (1 + cos(pi * e / 10))
+    assert [round(p.lr_at(e), 6) for e in (0, 5, 10, 12)] == [0.05, 0.0275, 0.005, 0.005]
+    assert p.lr_at(2) == pytest.approx(0.005 + 0.045 * 0.5 * (1 + math.cos(math.pi * 0.2)))
+    assert InSituSGParams(lr=0.05, lr_final=None).lr_at(7) == 0.05  # constant
+    assert InSituSGParams(lr=0.2, anneal_epochs=4).lr_at(2) == pytest.approx(0.2 * 0.55)
+    with pytest.raises(ParameterError, match="lr_final"):
+        InSituSGParams(lr_final=1.5)
+    # the method follows its epochs: the same batch after annealing sends far fewer pulses
+    data = load_dataset("iris", seed=0)
+    enc = Encoder(num_steps=8)
+    sched = SchedulerParams(quantisation="round", k_max=1000)
+    runs = []
+    for annealed in (False, True):
+        m = InSituSG(SpikingNetwork([4, 12, 3], seed=0), "ideal", enc, scheduler=sched,
+                     params=InSituSGParams(lr=0.2, lr_final=0.01, anneal_epochs=1, init_method="direct"))
+        if annealed:
+            m.on_epoch_end(0)
+        assert m.lr == (0.002 if annealed else 0.2)
+        runs.append(m.train_batch(data.x_train[:16], data.y_train[:16], torch.Generator().manual_seed(0)).pulses)
+    assert runs[1] < 0.05 * runs[0] and runs[0] > 100
