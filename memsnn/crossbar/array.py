@@ -45,7 +45,6 @@ from typing import Any, Iterator
 import torch
 from torch import nn
 
-from .._random import as_generator
 from ..device_models import DeviceModel, DeviceState, make_device
 from ..device_models.storage import device_payload, devices_from_payload
 from ..files import atomic_path

@@ -30,11 +30,8 @@ from typing import Iterator
 
 import pandas as pd
 import torch
-from tqdm.auto import tqdm
 
 from ..crossbar.coding import Encoder
-from ..crossbar.network import SpikingNetwork
-from ..crossbar.neurons import LIFParams
 from ..device_models import preset_names
 from ..learning.loop import Method, fit
 from ..params import Params, param

@@ -63,7 +63,7 @@ __all__ = ["AihwkitExport", "FidelityReport", "export_device", "fidelity_report"
 EXPORT_KINDS = ("piecewise", "softbounds")
 
 
-def law_step(model: DeviceModel, g: np.ndarray | Tensor, polarity: int) -> np.ndarray:
+def law_step(model: DeviceModel, g: np.ndarray | torch.Tensor, polarity: int) -> np.ndarray:
     """Noise-free change (S, >= 0) of one nominal pulse of ``polarity`` of the mean device at
     conductances ``g``, before clipping to the bounds (the law's own step at the bound).
 

@@ -2,7 +2,6 @@ import pytest
 import torch
 from torch import nn
 
-from memsnn.crossbar import Crossbar
 from memsnn.crossbar.layers import CrossbarLinear
 from memsnn.crossbar.network import SpikingNetwork
 from memsnn.crossbar.neurons import LIFParams

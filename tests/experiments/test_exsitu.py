@@ -1,7 +1,6 @@
 import json
 
 import pandas as pd
-import torch
 
 from memsnn.crossbar.coding import Encoder
 from memsnn.crossbar.network import SpikingNetwork
