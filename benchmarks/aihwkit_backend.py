@@ -56,7 +56,7 @@ def run_once(backend: str, periphery: str, args) -> dict:
     data = load_dataset("digits", seed=0, limit=args.limit)
     net = SpikingNetwork([data.n_features, args.hidden, data.n_classes], neuron=LIFParams(beta=0.9), seed=0)
     method = insitu_sg(net, "rram", Encoder(num_steps=args.steps), backend=backend,
-                       params=InSituSGParams(lr=0.02, init_method="direct"),
+                       params=InSituSGParams(lr=0.02, init_method="direct", lr_final=None),
                        scheduler=SchedulerParams(step="state_aware", scheme="bipolar"),
                        crossbar=CrossbarParams(pair_mode="balanced"), seed=0,
                        periphery=PeripheryParams.aihwkit_default() if periphery == "aihwkit" else PeripheryParams())

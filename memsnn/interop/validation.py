@@ -270,7 +270,8 @@ def training_agreement(
     """In-situ surrogate-gradient training on digits, native vs aihwkit backend; one row per
     (seed, backend) with ``test_acc`` (mean of the last three epochs), ``final_acc`` (last
     epoch), ``pulses``, ``energy_J``, ``wall_s``. ``bound_spread=False`` sets the device's
-    ``g_min_dtod`` and ``g_max_dtod`` to 0 (see the module docstring)."""
+    ``g_min_dtod`` and ``g_max_dtod`` to 0 (see the module docstring). The learning rate is
+    constant (``lr_final=None``), as when the numbers in benchmarks/README.md were measured."""
     from ..crossbar.array import CrossbarParams
     from ..crossbar.coding import Encoder
     from ..crossbar.network import SpikingNetwork
@@ -295,7 +296,7 @@ def training_agreement(
         for backend in ("native", "aihwkit"):
             net = SpikingNetwork([data.n_features, hidden, data.n_classes], neuron=LIFParams(beta=0.9), seed=seed)
             t0 = time.perf_counter()
-            method = insitu_sg(net, model, enc, backend=backend, params=InSituSGParams(lr=lr, init_method=init_method),
+            method = insitu_sg(net, model, enc, backend=backend, params=InSituSGParams(lr=lr, init_method=init_method, lr_final=None),
                                scheduler=SchedulerParams(step="state_aware", scheme="bipolar"),
                                crossbar=CrossbarParams(pair_mode="balanced"), seed=seed)
             hist = fit(method, data, epochs=epochs, batch_size=batch_size, seed=seed, progress=progress,
