@@ -296,7 +296,8 @@ def training_agreement(
         for backend in ("native", "aihwkit"):
             net = SpikingNetwork([data.n_features, hidden, data.n_classes], neuron=LIFParams(beta=0.9), seed=seed)
             t0 = time.perf_counter()
-            method = insitu_sg(net, model, enc, backend=backend, params=InSituSGParams(lr=lr, init_method=init_method, lr_final=None),
+            params = InSituSGParams(lr=lr, init_method=init_method, lr_final=None)
+            method = insitu_sg(net, model, enc, backend=backend, params=params,
                                scheduler=SchedulerParams(step="state_aware", scheme="bipolar"),
                                crossbar=CrossbarParams(pair_mode="balanced"), seed=seed)
             hist = fit(method, data, epochs=epochs, batch_size=batch_size, seed=seed, progress=progress,

@@ -20,15 +20,16 @@ per update (``k_max=1``). ``k_max`` bounds how far one batch can move a weight, 
 device that bound is what keeps SGD stable: one srtio3 pulse moves a weight by 0.5-2.5 % of the
 window (0.1 % on ``ideal``), so with ``k_max=8`` one batch could move it by a fifth of the window,
 and the test accuracy swung by 10-30 points from epoch to epoch. Measured on digits / srtio3 (128
-hidden, T = 25, lr 0.05, 10 epochs, seeds 0-4, ``benchmarks/scheduler_variants.py``): 90.1 +- 1.0 %
-with ``k_max=1`` against 83.6 +- 1.6 % with ``k_max=8``, with half the pulses. The same holds for a
+hidden, T = 25, constant lr 0.05, 10 epochs, seeds 0-4, ``benchmarks/scheduler_variants.py``):
+90.1 +- 1.0 % with ``k_max=1`` against 83.6 +- 1.6 % with ``k_max=8``, with half the pulses. The same holds for a
 linear device with srtio3-sized steps (ideal with a 2.5 % step: 30-54 % with ``k_max=8``, 85-94 %
 with ``k_max=1``).
 
 The learning rate is cosine-annealed by default, from ``lr`` to a tenth of it over
 ``anneal_epochs`` (10, the default run's epochs): the stochastic rounding's pulses are noise
 that a smaller late learning rate cuts. Measured as above (seeds 0-4): 90.9 +- 0.9 % against
-90.1 +- 1.0 % at a constant 0.05 - within the seeds' spread - with a quarter fewer pulses. ``lr_final=None`` keeps it constant.
+90.1 +- 1.0 % at a constant 0.05 - within the seeds' spread - with a quarter fewer pulses.
+``lr_final=None`` keeps it constant.
 """
 
 from __future__ import annotations

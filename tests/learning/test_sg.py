@@ -1,5 +1,6 @@
 import math
 
+import pytest
 import torch
 
 from memsnn.crossbar.coding import Encoder
@@ -7,7 +8,8 @@ from memsnn.crossbar.network import SpikingNetwork
 from memsnn.experiments.datasets import load_dataset
 from memsnn.learning.loop import accuracy, fit
 from memsnn.learning.scheduler import SchedulerParams
-from memsnn.learning.sg import DigitalSG, InSituSG, InSituSGParams
+from memsnn.learning.sg import DEFAULT_SCHEDULER, DigitalSG, InSituSG, InSituSGParams
+from memsnn.params import ParameterError
 
 
 def test_insitu_sg_changes_weights_only_through_pulses():
@@ -46,8 +48,6 @@ def test_digital_sg_method_matches_the_loop_interface():
 def test_insitu_sg_default_sends_at_most_one_pulse_per_device_per_update():
     """The default scheduler (state-aware, k_max=1): a large-lr step on srtio3 would want many
     pulses per device; each device still gets at most one (refresh off: margin 0, no spread)."""
-    from memsnn.learning.sg import DEFAULT_SCHEDULER
-
     data = load_dataset("digits", seed=0)
     sched = DEFAULT_SCHEDULER.replace(refresh_margin=0.0, refresh_spread=0.0)
     m = InSituSG(SpikingNetwork([64, 16, 10], seed=0), "srtio3", Encoder(num_steps=8),
@@ -64,10 +64,6 @@ def test_insitu_sg_default_sends_at_most_one_pulse_per_device_per_update():
 
 
 def test_insitu_sg_cosine_annealing_of_the_learning_rate():
-    import pytest
-
-    from memsnn.params import ParameterError
-
     p = InSituSGParams(lr=0.05)  # default: to a tenth over 10 epochs
     # hand-computed: 0.005 + 0.045 * 0.5 * (1 + cos(pi * e / 10))
     assert [round(p.lr_at(e), 6) for e in (0, 5, 10, 12)] == [0.05, 0.0275, 0.005, 0.005]
