@@ -12,7 +12,9 @@ On one dataset and one device preset, with the same seed and split, it trains an
 
 Methods are built by :func:`memsnn.experiments.methods.build_method`. For each it reports the test
 accuracy after training, the accuracy with every input spike jittered by ``round(N(0, jitter))``
-steps (2 by default), the accuracy after ``drift_time`` (one day by default) of drift, the
+steps (2 by default), the accuracy after ``drift_time`` (one day by default) of drift, with
+``input_noise`` / ``spike_drop`` / ``spike_insert`` set the accuracy under that input noise
+(``acc_noisy``; ``train_noise`` also trains with it), the
 programming pulses and energy (initial programming included), training pulses per synapse per
 epoch, the update phases (time on hardware), and the wall time. Everything goes to a new run directory:
 ``config.json``, ``compare.csv`` / ``compare.md``, ``history.csv`` (per epoch and method), plots
@@ -32,6 +34,7 @@ import pandas as pd
 import torch
 
 from ..crossbar.coding import Encoder
+from ..crossbar.perturb import InputNoise, feature_bounds
 from ..device_models import preset_names
 from ..learning.loop import Method, fit
 from ..params import Params, param
@@ -72,6 +75,12 @@ class CompareConfig(Params):
     drift_time: float = param(86400.0, unit="s", check=">=0", doc="drift before the second evaluation")
     backend: str = param("native", check=None, choices=("native", "aihwkit"), doc="crossbar backend of the in-situ methods (aihwkit: stdp, sg, ssdp)")
     jitter: float = param(2.0, unit="steps", check=">=0", doc="std of the input spike-time jitter of the robustness column")
+    input_noise: float = param(0.0, unit="1", check=">=0",
+                               doc="column acc_noisy: Gaussian feature noise, std as a fraction of each feature's range")
+    spike_drop: float = param(0.0, unit="1", check="prob", doc="column acc_noisy: input spike deletion probability")
+    spike_insert: float = param(0.0, unit="1", check="prob", doc="column acc_noisy: spurious input spike probability per slot")
+    train_noise: bool = param(False, check=None, choices=(True, False),
+                              doc="train every method with the same input noise as the acc_noisy column")
     seed: int = param(0, unit="1", check="int>=0", doc="seed of split, weights, spikes and devices")
 
     def __post_init__(self) -> None:
@@ -79,7 +88,14 @@ class CompareConfig(Params):
             object.__setattr__(self, "rules", tuple([self.rules] if isinstance(self.rules, str) else self.rules))
         super().__post_init__()
 
+    def noise(self) -> InputNoise | None:
+        """The input noise of the ``acc_noisy`` column (and of training with ``train_noise``), or None."""
+        noise = InputNoise(feature=self.input_noise, drop=self.spike_drop, insert=self.spike_insert)
+        return noise if noise.active else None
+
     def _cross_checks(self) -> Iterator[str]:
+        if self.train_noise and self.noise() is None:
+            yield "train_noise=True needs input noise: set input_noise, spike_drop or spike_insert > 0"
         bad = [r for r in self.rules if r not in RULES]
         if bad or not self.rules:
             yield f"rules={self.rules!r}: each must be one of {', '.join(RULES)}"
@@ -116,7 +132,7 @@ def _methods(cfg: CompareConfig, data, rule: str) -> list[Method]:
             for insitu in (True, False)]
 
 
-def _logreg(data, seed: int) -> dict:
+def _logreg(data, seed: int, noise: InputNoise | None) -> dict:
     from sklearn.linear_model import LogisticRegression
 
     t0 = time.perf_counter()
@@ -124,9 +140,13 @@ def _logreg(data, seed: int) -> dict:
     clf.fit(data.x_train.numpy(), data.y_train.numpy())
     acc = float((clf.predict(data.x_test.numpy()) == data.y_test.numpy()).mean())
     # no spikes, no devices: jitter and pulses per synapse do not apply
-    return {"method": "logistic regression", "rule": "logreg", "device": "digital", "test_acc": acc,
-            "acc_jitter": float("nan"), "acc_after_drift": acc, "pulses": 0, "pulses_per_synapse_epoch": float("nan"),
-            "energy_J": 0.0, "phases": 0, "wall_s": time.perf_counter() - t0}
+    row = {"method": "logistic regression", "rule": "logreg", "device": "digital", "test_acc": acc,
+           "acc_jitter": float("nan"), "acc_after_drift": acc, "pulses": 0, "pulses_per_synapse_epoch": float("nan"),
+           "energy_J": 0.0, "phases": 0, "wall_s": time.perf_counter() - t0}
+    if noise is not None:  # feature noise applies (same draws as the spiking methods); spike noise does not
+        x = noise.features(data.x_test, *feature_bounds(data.x_train), generator=torch.Generator().manual_seed(seed + 2 + 7927))
+        row["acc_noisy"] = float((clf.predict(x.numpy()) == data.y_test.numpy()).mean()) if noise.feature > 0 else acc
+    return row
 
 
 def run_compare(cfg: CompareConfig | None = None, *, out_dir: str | Path | None = None, progress: bool = True) -> CompareResult:
@@ -141,25 +161,28 @@ def run_compare(cfg: CompareConfig | None = None, *, out_dir: str | Path | None 
     rows, histories, in_situ = [], [], {}
     for rule in cfg.rules:
         if rule == "logreg":
-            rows.append(_logreg(data, cfg.seed))
+            rows.append(_logreg(data, cfg.seed, cfg.noise()))
             continue
         for method in _methods(cfg, data, rule):
             t0 = time.perf_counter()
             epochs = _epochs(cfg, rule)
             before = int(method.counters().get("pulses", 0))
             hist = fit(method, data, epochs=epochs, batch_size=cfg.batch_size, seed=cfg.seed, progress=progress,
-                       num_steps=cfg.num_steps)
+                       num_steps=cfg.num_steps, input_noise=cfg.noise() if cfg.train_noise else None)
             hist.insert(0, "method", method.name)
             histories.append(hist)
             if method.crossbars():
                 in_situ[method.name] = method
             m = evaluate(method, data, times=(0.0, cfg.drift_time), jitter=(cfg.jitter,), seed=cfg.seed,
-                         pulses_before=before, epochs=epochs)
-            rows.append({"method": method.name, "rule": rule, "device": cfg.device if method.crossbars() else "digital",
-                         "test_acc": m["test_acc"], "acc_jitter": m[f"acc_jitter_{cfg.jitter:g}"],
-                         "acc_after_drift": m[f"acc_at_{cfg.drift_time:g}s"], "pulses": m["pulses"],
-                         "pulses_per_synapse_epoch": m["pulses_per_synapse_per_epoch"], "energy_J": m["energy_J"],
-                         "phases": int(hist.phases.sum()), "wall_s": time.perf_counter() - t0})
+                         pulses_before=before, epochs=epochs, input_noise=cfg.noise())
+            row = {"method": method.name, "rule": rule, "device": cfg.device if method.crossbars() else "digital",
+                   "test_acc": m["test_acc"], "acc_jitter": m[f"acc_jitter_{cfg.jitter:g}"],
+                   "acc_after_drift": m[f"acc_at_{cfg.drift_time:g}s"], "pulses": m["pulses"],
+                   "pulses_per_synapse_epoch": m["pulses_per_synapse_per_epoch"], "energy_J": m["energy_J"],
+                   "phases": int(hist.phases.sum()), "wall_s": time.perf_counter() - t0}
+            if "acc_noisy" in m:
+                row["acc_noisy"] = m["acc_noisy"]
+            rows.append(row)
     table = pd.DataFrame(rows)
     history = pd.concat(histories, ignore_index=True) if histories else pd.DataFrame()
     if out is not None:

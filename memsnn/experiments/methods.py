@@ -40,6 +40,7 @@ from ..crossbar.coding import Encoder
 from ..crossbar.network import SpikingNetwork
 from ..crossbar.neurons import LIFParams
 from ..crossbar.periphery import PeripheryParams
+from ..crossbar.perturb import InputNoise, feature_bounds
 from ..crossbar.perturb import jitter as jitter_spikes
 from ..learning.csdp import CSDPParams
 from ..learning.loop import Method, accuracy
@@ -228,10 +229,14 @@ def evaluate(
     seed: int = 0,
     pulses_before: int = 0,
     epochs: int | None = None,
+    input_noise: InputNoise | None = None,
 ) -> dict[str, float]:
     """Evaluate a trained method on ``data``'s test split; returns flat metrics.
 
     - ``test_acc``: right after training;
+    - ``acc_noisy``: only when ``input_noise`` is active: under that input noise (feature noise
+      relative to the training split's feature ranges, spike deletion / insertion;
+      :class:`~memsnn.crossbar.perturb.InputNoise`), right after training;
     - ``acc_jitter_<s>``: with every input spike moved by ``round(N(0, s))`` steps (s in steps,
       :func:`memsnn.crossbar.perturb.jitter`), right after training;
     - ``acc_at_<t>s``: after ``t`` seconds since the end of training, for ``times`` in increasing
@@ -251,6 +256,9 @@ def evaluate(
     for s in jitter:
         out[f"acc_jitter_{s:g}"] = accuracy(method, x, y, seed=seed + 2,
                                             perturb=lambda spikes, g, s=float(s): jitter_spikes(spikes, s, g))
+    if input_noise is not None and input_noise.active:
+        out["acc_noisy"] = accuracy(method, x, y, seed=seed + 2, input_noise=input_noise,
+                                    bounds=feature_bounds(data.x_train))
     counters = method.counters()
     out["pulses"] = int(counters.get("pulses", 0))
     out["energy_J"] = float(counters.get("energy_J", 0.0))

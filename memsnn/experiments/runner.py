@@ -105,7 +105,7 @@ def run_experiment(cfg: ExperimentConfig, out_dir: str | os.PathLike, *, progres
     )
     pulses_before = int(method.counters().get("pulses", 0))  # initial programming
     history = fit(method, data, epochs=cfg.training.epochs, batch_size=cfg.training.batch_size, seed=cfg.seed,
-                  progress=progress, num_steps=(encoder or Encoder()).num_steps)
+                  progress=progress, num_steps=(encoder or Encoder()).num_steps, input_noise=cfg.training.noise())
     _write_csv(history, out / "history.csv")
     _plot_history(history, out / "accuracy_vs_epoch.png", title=_title(cfg, method))
     phases = int(history["phases"].sum()) if "phases" in history else 0
@@ -114,7 +114,8 @@ def run_experiment(cfg: ExperimentConfig, out_dir: str | os.PathLike, *, progres
         _write_csv(pulse_summary(method, phases), out / "pulse_summary.csv")
 
     metrics: dict[str, Any] = dict(evaluate(method, data, times=cfg.evaluation.times, jitter=cfg.evaluation.jitter,
-                                            seed=cfg.seed, pulses_before=pulses_before, epochs=cfg.training.epochs))
+                                            seed=cfg.seed, pulses_before=pulses_before, epochs=cfg.training.epochs,
+                                            input_noise=cfg.evaluation.noise()))
     wall = time.perf_counter() - t0
     metrics.update({
         "phases": phases,

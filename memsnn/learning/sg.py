@@ -75,7 +75,7 @@ class DigitalSG(Method):
         self.seconds_per_sample = 0.0
 
     def train_batch(self, x: Tensor, y: Tensor, generator: torch.Generator) -> StepStats:
-        out = self.net(self.encoder(x, generator))
+        out = self.net(self.perturb_spikes(self.encoder(x, generator)))
         loss = self.loss_fn(out.logits, y)
         self.opt.zero_grad()
         loss.backward()
@@ -155,7 +155,7 @@ class InSituSG(Method):
         return self.net.crossbars()
 
     def train_batch(self, x: Tensor, y: Tensor, generator: torch.Generator) -> StepStats:
-        out = self.net(self.encoder(x, generator))
+        out = self.net(self.perturb_spikes(self.encoder(x, generator)))
         loss = self.loss_fn(out.logits, y)
         for syn in self.net.synapses:
             syn.weight_grad = None

@@ -49,3 +49,20 @@ def test_compare_rejects_bad_options_before_any_work(tmp_path, capsys):
     with pytest.raises(ParameterError, match="epochs"):
         CompareConfig(epochs=0)
     assert not any(tmp_path.iterdir())  # no run directory was created
+
+
+def test_compare_input_noise_adds_the_acc_noisy_column(tmp_path, capsys):
+    args = ["compare", "--quick", "--dataset", "iris", "--epochs", "1", "--rules", "stdp,logreg",
+            "--input-noise", "0.5", "--out", str(tmp_path), "--quiet"]
+    assert main(args) == 0
+    (run,) = list(tmp_path.iterdir())
+    table = pd.read_csv(run / "compare.csv")
+    assert table.acc_noisy.between(0, 1).all()
+    # logistic regression sees the same feature noise: half the range as std costs it accuracy
+    logreg = table[table.rule == "logreg"].iloc[0]
+    assert logreg.acc_noisy < logreg.test_acc
+    assert "input noise feature 0.5 (evaluation only)" in capsys.readouterr().out
+    with pytest.raises(ParameterError, match="train_noise=True needs input noise"):
+        CompareConfig(train_noise=True)
+    assert main(["compare", "--spike-drop", "1.5", "--out", str(tmp_path / "x")]) == 2
+    assert "spike_drop=1.5 is not allowed" in capsys.readouterr().err

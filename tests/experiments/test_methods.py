@@ -91,3 +91,98 @@ def test_evaluate_reports_drift_jitter_and_pulses_per_synapse(digits):
         evaluate(f, digits, times=(100, 0))
     with pytest.raises(ValueError, match="jitter"):
         evaluate(f, digits, jitter=(-1,))
+
+
+class _Recorder:
+    """A method that records what its train_batch / predict calls see (features and spike rates)."""
+
+    def __new__(cls, n_features):
+        from memsnn.learning.loop import Method, StepStats
+
+        class Rec(Method):
+            name = "recorder"
+            seconds_per_sample = 0.0
+
+            def __init__(self):
+                self.train_x, self.train_rate, self.pred_x, self.pred_rate = [], [], [], []
+
+            def _spikes(self, x):
+                return self.perturb_spikes(torch.ones(10, len(x), n_features))
+
+            def train_batch(self, x, y, generator):
+                self.train_x.append(x.clone())
+                self.train_rate.append(float(self._spikes(x).mean()))
+                return StepStats(seen=len(y))
+
+            def predict(self, x, generator):
+                self.pred_x.append(x.clone())
+                self.pred_rate.append(float(self._spikes(x).mean()))
+                return torch.zeros(len(x), dtype=torch.long)
+
+        return Rec()
+
+
+def test_fit_trains_under_input_noise_and_keeps_the_test_accuracy_clean(digits):
+    from memsnn.crossbar.perturb import InputNoise
+
+    m = _Recorder(digits.n_features)
+    fit(m, digits, epochs=2, progress=False, input_noise=InputNoise(feature=0.1, drop=0.5))
+    train = torch.cat(m.train_x)
+    # every training sample once per epoch, each with fresh noise: std 0.1 of the range [0, 1]
+    # (clipping at the bounds shrinks it; digits has many features at 0, so use mid-range pixels)
+    clean = digits.x_train
+    assert train.shape == (2 * len(clean), clean.shape[1])
+    assert m.train_rate and abs(sum(m.train_rate) / len(m.train_rate) - 0.5) < 0.02
+    assert bool(((train >= 0) & (train <= 1)).all())
+    # the noise differs between the two epochs' copies of the same sample
+    assert not torch.equal(train[: len(clean)].sort(0).values, train[len(clean):].sort(0).values)
+    # evaluation after each epoch: clean features, no spike noise, perturbation removed after fit
+    assert all(r == 1.0 for r in m.pred_rate)
+    assert all(torch.equal(px, digits.x_test[: len(px)]) for px in m.pred_x[:1])
+    assert m.spike_perturbation is None
+
+
+def test_feature_noise_in_training_has_the_asked_std(digits):
+    from memsnn.crossbar.perturb import InputNoise
+
+    m = _Recorder(digits.n_features)
+    fit(m, digits, epochs=1, batch_size=len(digits.x_train), progress=False, input_noise=InputNoise(feature=0.05))
+    x, noisy = digits.x_train, m.train_x[0]
+    mid = (x > 0.3) & (x < 0.7)  # at least 6 sigma from both bounds: no clipping
+    # the loop's order is a permutation: compare sorted rows by matching each noisy row to its source
+    perm = torch.randperm(len(x), generator=torch.Generator().manual_seed(0))
+    d = (noisy - x[perm])[mid[perm]]
+    assert d.numel() > 1000
+    assert abs(float(d.std()) - 0.05) < 0.05 * 0.08 and abs(float(d.mean())) < 0.005
+
+
+def test_evaluate_reports_acc_noisy_only_with_noise(digits):
+    from memsnn.crossbar.perturb import InputNoise
+
+    m = _Recorder(digits.n_features)
+    out = evaluate(m, digits, times=(0.0,), jitter=(), input_noise=InputNoise(drop=1.0))
+    assert "acc_noisy" in out and m.pred_rate[-1] == 0.0  # every spike deleted
+    assert "acc_noisy" not in evaluate(m, digits, times=(0.0,), jitter=())
+    assert "acc_noisy" not in evaluate(m, digits, times=(0.0,), jitter=(), input_noise=InputNoise())
+    with pytest.raises(ValueError, match="needs bounds"):
+        accuracy(m, digits.x_test, digits.y_test, input_noise=InputNoise(feature=0.1))
+    with pytest.raises(TypeError, match="input_noise must be an InputNoise"):
+        fit(m, digits, epochs=1, progress=False, input_noise=0.2)
+
+
+def test_input_noise_config_keys_reach_the_runner(tmp_path):
+    import json
+
+    from memsnn.experiments.config import ExperimentConfig
+    from memsnn.experiments.runner import run_experiment
+
+    cfg = ExperimentConfig().with_overrides({
+        "data.dataset": "iris", "training.epochs": "1", "evaluation.times": "0", "evaluation.input_noise": "0.2",
+        "evaluation.spike_drop": "0.1", "training.spike_insert": "0.01"})
+    assert cfg.evaluation.noise().feature == 0.2 and cfg.training.noise().insert == 0.01
+    assert ExperimentConfig().training.noise() is None
+    metrics = run_experiment(cfg, tmp_path / "run")
+    assert 0.0 <= metrics["acc_noisy"] <= 1.0
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["acc_noisy"] == metrics["acc_noisy"]
+    with pytest.raises(ValueError, match=r"evaluation.spike_drop=2.0 is not allowed: must be a probability"):
+        ExperimentConfig().with_overrides({"evaluation.spike_drop": "2"})
