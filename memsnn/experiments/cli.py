@@ -134,7 +134,8 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     from .rundir import new_run_dir
 
     fields = {"dataset": args.dataset, "device": args.device, "epochs": args.epochs, "seed": args.seed,
-              "limit": args.limit, "backend": args.backend}
+              "limit": args.limit, "backend": args.backend, "input_noise": args.input_noise,
+              "spike_drop": args.spike_drop, "spike_insert": args.spike_insert, "train_noise": args.train_noise or None}
     if args.rules:
         fields["rules"] = _csv_list(args.rules)
     fields = {k: v for k, v in fields.items() if v is not None}
@@ -143,12 +144,16 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     print(f"run directory: {out}")
     result = run_compare(cfg, out_dir=out, progress=not args.quiet)
     show = result.table.copy()
-    for col in ("test_acc", "acc_jitter", "acc_after_drift"):
-        show[col] = 100 * show[col]
+    for col in ("test_acc", "acc_jitter", "acc_after_drift", "acc_noisy"):
+        if col in show:
+            show[col] = 100 * show[col]
     show["energy_J"] = show["energy_J"].map(lambda v: f"{v:.3g}")
     print(show.to_string(index=False, float_format=lambda v: f"{v:.2f}"))
     print(f"accuracies in %; acc_jitter: input spikes jittered by {cfg.jitter:g} steps (std); after_drift: after "
           f"{cfg.drift_time:g} s; pulses_per_synapse_epoch: training pulses per weight per epoch; files in {out}")
+    if cfg.noise() is not None:
+        print(f"acc_noisy: input noise {cfg.noise().describe()}"
+              f"{' (also during training)' if cfg.train_noise else ' (evaluation only)'}")
     return 0
 
 
@@ -209,6 +214,34 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
                         retry_failed=args.retry_failed)
     print(summary)
     return 0 if not (summary.failed or summary.lost) else 1
+
+
+def _seed_list(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(s) for s in _csv_list(text))
+    except ValueError:
+        raise ValueError(f"--seeds {text!r} must be comma-separated integers, e.g. 0,1,2") from None
+
+
+def _cmd_reproduce(args: argparse.Namespace) -> int:
+    from .reproduce import load_rows, markdown, run_reproduce
+    from .rundir import new_run_dir
+
+    rows = _csv_list(args.rows) if args.rows else None
+    if args.list:
+        for row in load_rows(rows):
+            pub = "-" if row.published is None else f"{row.published:g} %"
+            print(f"{row.name:24s} {row.task:40s} published {pub:10s} {row.work}")
+        return 0
+    seeds = _seed_list(args.seeds) if args.seeds else None
+    load_rows(rows)  # every row validated before a directory is made
+    out = Path(args.out) if args.out else new_run_dir("runs", "reproduce-quick" if args.quick else "reproduce")
+    print(f"reproduce directory: {out} (run the same command with --out {out} to resume)")
+    table = run_reproduce(out, rows=rows, seeds=seeds, quick=args.quick, workers=args.workers,
+                          executor=args.executor, progress=not args.quiet)
+    print(markdown(table))
+    print(f"files: {out}/reproduce.csv, reproduce.md, reproduce.png")
+    return 0
 
 
 def _cmd_results(args: argparse.Namespace) -> int:
@@ -279,6 +312,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="crossbar backend of the in-situ methods (default native; aihwkit: stdp, sg, ssdp)")
     p.add_argument("--limit", type=int, help="keep the first N training samples")
     p.add_argument("--seed", type=int, help="seed (default 0)")
+    p.add_argument("--input-noise", type=float, metavar="F",
+                   help="column acc_noisy: Gaussian feature noise, std as a fraction of each feature's range (e.g. 0.2)")
+    p.add_argument("--spike-drop", type=float, metavar="P", help="column acc_noisy: delete each input spike with probability P")
+    p.add_argument("--spike-insert", type=float, metavar="P",
+                   help="column acc_noisy: insert a spurious input spike in each empty slot with probability P")
+    p.add_argument("--train-noise", action="store_true", help="also train every method under that input noise")
     p.add_argument("--quick", action="store_true", help="a small run that finishes in about a minute")
     p.add_argument("--out", default="runs", help="parent of the new run directory (default runs/)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -313,6 +352,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--retry-failed", action="store_true", help="run failed runs again")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_sweep)
+
+    p = sub.add_parser("reproduce", help="published numbers side by side with memsnn float and in-situ, over seeds")
+    p.add_argument("--rows", help="comma-separated rows (file stems of examples/reproduce; default all)")
+    p.add_argument("--seeds", help="comma-separated seeds (default 0,1,2,3,4; --quick 0,1)")
+    p.add_argument("--quick", action="store_true", help="each row's short version (its [reproduce.quick] overrides)")
+    p.add_argument("--workers", type=int, help="worker processes (default: all CPUs)")
+    p.add_argument("--executor", choices=("local", "dask"), default="local", help="local processes or a Dask LocalCluster")
+    p.add_argument("--out", help="reproduce directory: new, or an earlier one to resume (default: a new runs/reproduce-*)")
+    p.add_argument("--list", action="store_true", help="list the rows and exit")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=_cmd_reproduce)
 
     p = sub.add_parser("results", help="mean and spread over seeds of a sweep's runs (rebuilds its results table)")
     p.add_argument("dir", metavar="DIR", help="a sweep directory (sweep.toml, runs/)")

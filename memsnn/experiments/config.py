@@ -18,8 +18,9 @@ Sections (``[section]`` in the file, ``section.key`` in messages and overrides):
     [crossbar]            CrossbarParams fields (tile_rows, ir_drop, r_wire, ...)
     [rule]                name, insitu; [rule.params] the rule's fields
     [scheduler]           SchedulerParams fields (quantisation, k_max, ...)
-    [training]            epochs, batch_size
-    [evaluation]          times (s after training), jitter (sigmas, time steps)
+    [training]            epochs, batch_size; input_noise, spike_drop, spike_insert (noisy training)
+    [evaluation]          times (s after training), jitter (sigmas, time steps); input_noise,
+                          spike_drop, spike_insert (metric acc_noisy; a sweep key like any other)
 
 ``[data]``, ``[network]``, ``[training]`` and ``[evaluation]`` always hold every field (defaults
 filled in). ``[encoder]``, ``[device]``, ``[periphery]``, ``[crossbar]``, ``[rule.params]`` and
@@ -75,6 +76,7 @@ import tomli_w
 from ..crossbar.array import CrossbarParams
 from ..crossbar.coding import Encoder
 from ..crossbar.periphery import PeripheryParams
+from ..crossbar.perturb import InputNoise
 from ..device_models import DeviceModel, DeviceParams, make_device, preset_names
 from ..device_models.presets import PRESETS
 from ..files import atomic_path
@@ -366,10 +368,13 @@ class DataSection(_Section):
     scaling: str = param("minmax", check=None, choices=SCALINGS, doc="feature scaling fitted on the training split")
     limit: int | None = param(None, unit="samples", check="int>=1", optional=True,
                               doc="keep the first N training samples and N // 6 test samples (None: all)")
+    classes: tuple | None = param(None, check=None, optional=True,
+                                  doc="keep only these class indices, relabelled 0..k-1 in this order (None: all)")
 
     def _cross_checks(self) -> Iterator[str]:
         try:  # the loader's own argument rules (csv needs path and label_column, ...)
-            _check_args(self.dataset, 0, self.test_fraction, self.scaling, self.path, self.label_column, self.limit)
+            _check_args(self.dataset, 0, self.test_fraction, self.scaling, self.path, self.label_column, self.limit,
+                        self.classes)
         except (ValueError, TypeError, FileNotFoundError) as err:
             yield str(err)
 
@@ -403,6 +408,15 @@ class TrainingSection(_Section):
 
     epochs: int = param(3, unit="epochs", check="int>=1", doc="passes over the training split")
     batch_size: int = param(32, unit="samples", check="int>=1", doc="mini-batch size")
+    input_noise: float = param(0.0, unit="1", check=">=0",
+                               doc="train on noisy inputs: Gaussian feature noise, std as a fraction of each feature's range")
+    spike_drop: float = param(0.0, unit="1", check="prob", doc="train with each input spike deleted with this probability")
+    spike_insert: float = param(0.0, unit="1", check="prob",
+                                doc="train with a spurious input spike in each empty slot with this probability")
+
+    def noise(self) -> InputNoise | None:
+        """The training input noise, or None when it is off."""
+        return _noise(self)
 
 
 @dataclass(frozen=True)
@@ -414,6 +428,15 @@ class EvaluationSection(_Section):
     times: tuple = param((0.0, 3600.0, 86400.0), check=None,
                          doc="seconds after training at which to measure accuracy (increasing, >= 0)")
     jitter: tuple = param((2.0,), check=None, doc="input spike-time jitter sigmas to test, in time steps (>= 0)")
+    input_noise: float = param(0.0, unit="1", check=">=0",
+                               doc="acc_noisy: Gaussian feature noise, std as a fraction of each feature's range")
+    spike_drop: float = param(0.0, unit="1", check="prob", doc="acc_noisy: each input spike deleted with this probability")
+    spike_insert: float = param(0.0, unit="1", check="prob",
+                                doc="acc_noisy: a spurious input spike in each empty slot with this probability")
+
+    def noise(self) -> InputNoise | None:
+        """The evaluation input noise (metric ``acc_noisy``), or None when it is off."""
+        return _noise(self)
 
     def _cross_checks(self) -> Iterator[str]:
         t = self.times
@@ -429,6 +452,11 @@ class EvaluationSection(_Section):
             v = getattr(self, name)
             if all(_is_number(x) for x in v):
                 object.__setattr__(self, name, tuple(float(x) for x in v))
+
+
+def _noise(section: TrainingSection | EvaluationSection) -> InputNoise | None:
+    noise = InputNoise(feature=section.input_noise, drop=section.spike_drop, insert=section.spike_insert)
+    return noise if noise.active else None
 
 
 _FULL_SECTIONS: dict[str, type[_Section]] = {
@@ -928,6 +956,7 @@ scaling = "minmax"         # {", ".join(SCALINGS)} - fitted on the training spli
 # limit = 300              # keep the first N training samples and N // 6 test samples (absent: all)
 # path = "data.csv"        # csv: the file (required); fashion_mnist: directory of the IDX files
 # label_column = "label"   # csv only (required there): the column holding the class labels
+# classes = [0, 1, 2, 3, 4]  # keep only these class indices, relabelled 0..k-1 in this order (absent: all)
 
 [encoder]
 # Input spike code of the surrogate-gradient rules (sg, ssdp); absent keys take the Encoder
@@ -1006,8 +1035,14 @@ insitu = true              # true: weights on crossbars of [device]; false: the 
 [training]
 epochs = 3                 # passes over the training split, >= 1
 batch_size = 32            # samples per mini-batch, >= 1
+input_noise = 0.0          # train on noisy inputs: Gaussian feature noise, std / feature range (training split)
+spike_drop = 0.0           # train with each input spike deleted with this probability
+spike_insert = 0.0         # train with a spurious spike in each empty (step, sample, input) slot, probability
 
 [evaluation]
 times = [0.0, 3600.0, 86400.0]   # seconds after training to measure accuracy (drift), increasing
 jitter = [2.0]                   # input spike-time jitter sigmas to test, in time steps
+input_noise = 0.0                # metric acc_noisy: Gaussian feature noise, std / feature range, clipped
+spike_drop = 0.0                 # metric acc_noisy: each input spike deleted with this probability
+spike_insert = 0.0               # metric acc_noisy: spurious spike per empty slot, probability
 '''

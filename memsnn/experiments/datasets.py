@@ -3,11 +3,15 @@
 Nothing is ever downloaded. The sources are
 
 - ``"digits"``, ``"iris"``, ``"breast_cancer"``: scikit-learn's bundled copies;
+- ``"patterns_5x3"``: the ten digits 0-9 as 5 x 3 binary bitmaps (:data:`PATTERNS_5X3`), written
+  out in this module: 20 clean copies of each, 200 samples of 15 features in {0, 1};
 - ``"fashion_mnist"``: the four IDX files in :data:`FASHION_MNIST_DIR` (Debian's package
   ``dataset-fashion-mnist``) or in a directory given as ``path``;
 - ``"csv"``: any CSV file with a label column.
 
 Every loader returns a :class:`Dataset` of float32 features ``[N, F]`` and int64 labels ``[N]``.
+``classes=`` keeps a subset of the classes of any dataset, relabelled ``0 .. k-1`` in the order
+given, before the split, ``limit`` and the scaling.
 The features are scaled with statistics of the training split only and the test split is
 transformed with those same statistics, so no information leaks from the test split (test
 features may therefore leave ``[0, 1]``).
@@ -16,6 +20,8 @@ Example::
 
     ds = load_dataset("digits", seed=1)          # 1347 train / 450 test, 64 features in [0, 1]
     ds = load_dataset("fashion_mnist", limit=6000)  # first 6000 train / first 1000 test images
+    ds = load_dataset("patterns_5x3")            # 150 train / 50 test bitmaps, 15 features in {0, 1}
+    ds = load_dataset("fashion_mnist", classes=[0, 1, 2, 3, 4], limit=600)  # 5 classes, 600 + 100
     ds = load_dataset("csv", path="data.csv", label_column="species")
 """
 
@@ -25,6 +31,7 @@ import difflib
 import math
 import numbers
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,6 +46,7 @@ __all__ = [
     "dataset_names",
     "FASHION_MNIST_DIR",
     "FASHION_MNIST_CLASSES",
+    "PATTERNS_5X3",
     "SCALINGS",
 ]
 
@@ -59,11 +67,72 @@ FASHION_MNIST_CLASSES = [
     "Ankle boot",
 ]
 
+#: The digits 0-9 of dataset ``"patterns_5x3"`` as 5-row x 3-column bitmaps (``#`` = 1, ``.`` = 0),
+#: index = label. A plain 3x5 pixel font; the "1" has no foot so that every pixel is 1 in some
+#: digit and 0 in another (``minmax`` scaling of the full set then leaves every pixel as it is).
+#: The closest pairs differ in one pixel (0/8, 3/9, 5/6, 5/9, 6/8, 8/9).
+PATTERNS_5X3 = {
+    "0": ("###",
+          "#.#",
+          "#.#",
+          "#.#",
+          "###"),
+    "1": (".#.",
+          "##.",
+          ".#.",
+          ".#.",
+          ".#."),
+    "2": ("###",
+          "..#",
+          "###",
+          "#..",
+          "###"),
+    "3": ("###",
+          "..#",
+          "###",
+          "..#",
+          "###"),
+    "4": ("#.#",
+          "#.#",
+          "###",
+          "..#",
+          "..#"),
+    "5": ("###",
+          "#..",
+          "###",
+          "..#",
+          "###"),
+    "6": ("###",
+          "#..",
+          "###",
+          "#.#",
+          "###"),
+    "7": ("###",
+          "..#",
+          "..#",
+          "..#",
+          "..#"),
+    "8": ("###",
+          "#.#",
+          "###",
+          "#.#",
+          "###"),
+    "9": ("###",
+          "#.#",
+          "###",
+          "..#",
+          "###"),
+}
+
 #: Allowed values of ``scaling``.
 SCALINGS = ("minmax", "standard", "none")
 
 _SKLEARN = ("digits", "iris", "breast_cancer")
-_NAMES = (*_SKLEARN, "fashion_mnist", "csv")
+_BUILTIN = (*_SKLEARN, "patterns_5x3")  # no file to read: path= is refused
+_NAMES = (*_BUILTIN, "fashion_mnist", "csv")
+#: classes per dataset, for checking ``classes=`` before loading (csv: known after reading)
+_N_CLASSES = {"digits": 10, "iris": 3, "breast_cancer": 2, "patterns_5x3": len(PATTERNS_5X3), "fashion_mnist": 10}
+_PATTERN_COPIES = 20  # clean copies of each bitmap in "patterns_5x3"
 _FASHION_FILES = {
     "x_train": "train-images-idx3-ubyte",
     "y_train": "train-labels-idx1-ubyte",
@@ -191,7 +260,43 @@ def _check_name(name) -> str:
     raise ValueError(f"unknown dataset {name!r}{hint} (valid: {', '.join(_NAMES)})")
 
 
-def _check_args(name, seed, test_fraction, scaling, path, label_column, limit) -> str:
+def _check_classes(classes, n_classes: int | None, what: str) -> list[int] | None:
+    """``classes`` as a list of Python ints (None: all classes). ``n_classes`` is the dataset's
+    number of classes, None where it is not known yet (csv before reading); ``what`` names the
+    dataset in the message."""
+    if classes is None:
+        return None
+    is_list = isinstance(classes, np.ndarray) or (
+        isinstance(classes, Sequence) and not isinstance(classes, (str, bytes))
+    )
+    shown = [c.item() if isinstance(c, np.generic) else c for c in classes] if is_list else classes
+    if n_classes is None:
+        allowed = "integers >= 0"
+    else:
+        allowed = f"integers in 0..{n_classes - 1} ({what} has {n_classes} classes)"
+    head = (
+        f"classes={shown!r} is not allowed: must be distinct class indices, {allowed}, "
+        "at least 2 of them (None: all classes)"
+    )
+    if not is_list:
+        raise ValueError(f"{head}; got type {type(classes).__name__}")
+    bad = [c for c in classes if isinstance(c, bool) or not isinstance(c, numbers.Integral)]
+    if bad:
+        raise ValueError(f"{head}; {bad[0]!r} is not an integer")
+    keep = [int(c) for c in classes]
+    if any(c < 0 for c in keep):
+        raise ValueError(f"{head}; {min(keep)} is negative")
+    if n_classes is not None and any(c >= n_classes for c in keep):
+        raise ValueError(f"{head}; {max(keep)} is out of range")
+    repeated = sorted({c for c in keep if keep.count(c) > 1})
+    if repeated:
+        raise ValueError(f"{head}; {', '.join(map(str, repeated))} given more than once")
+    if len(keep) < 2:
+        raise ValueError(f"{head}; {len(keep)} given")
+    return keep
+
+
+def _check_args(name, seed, test_fraction, scaling, path, label_column, limit, classes=None) -> str:
     name = _check_name(name)
     if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not 0 <= seed < 2**32:
         raise ValueError(f"seed={seed!r} is not allowed: must be an integer in [0, 2**32)")
@@ -208,11 +313,13 @@ def _check_args(name, seed, test_fraction, scaling, path, label_column, limit) -
         isinstance(limit, bool) or not isinstance(limit, numbers.Integral) or limit < 1
     ):
         raise ValueError(f"limit={limit!r} is not allowed: must be an integer >= 1 or None")
+    _check_classes(classes, _N_CLASSES.get(name), f"dataset {name!r}")
     if path is not None and not isinstance(path, (str, os.PathLike)):
         raise TypeError(f"path must be a string or path, got {type(path).__name__} {path!r}")
-    if name in _SKLEARN and path is not None:
+    if name in _BUILTIN and path is not None:
+        where = "built into memsnn" if name == "patterns_5x3" else "scikit-learn's bundled copy"
         raise ValueError(
-            f"path={str(path)!r} is not used by dataset {name!r} (scikit-learn's bundled copy); "
+            f"path={str(path)!r} is not used by dataset {name!r} ({where}); "
             "path is for 'fashion_mnist' (a directory) and 'csv' (a file)"
         )
     if name != "csv" and label_column is not None:
@@ -241,13 +348,20 @@ def load_dataset(
     path: str | os.PathLike | None = None,
     label_column: str | None = None,
     limit: int | None = None,
+    classes: Sequence[int] | None = None,
 ) -> Dataset:
     """Load a dataset, split it into training and test sets and scale its features.
 
     Args:
         name: one of :func:`dataset_names`: ``"digits"`` (1797 x 64, 10 classes, 8x8 images),
             ``"iris"`` (150 x 4, 3 classes), ``"breast_cancer"`` (569 x 30, 2 classes),
+            ``"patterns_5x3"`` (200 x 15, 10 classes, 5x3 binary images),
             ``"fashion_mnist"`` (60000 + 10000 x 784, 10 classes, 28x28 images) or ``"csv"``.
+            ``"patterns_5x3"`` holds the bitmaps of :data:`PATTERNS_5X3`, 20 identical copies of
+            each (no noise), features in {0, 1}, classes ``"0" .. "9"``. It is the kind of task of
+            the "5x3 binary patterns" row of Prajapati et al., arXiv 2507.20998 (supervised in-situ
+            STDP); that paper's exact pattern set is not public, so this is a plain 3x5 pixel font
+            of the ten digits, not its patterns.
         seed: seed of the stratified train/test split (integer in [0, 2**32)); the same seed gives
             the same split. Not used by ``fashion_mnist``, whose split is the official one.
         test_fraction: fraction of the samples in the test split, in (0, 1). Ignored by
@@ -258,7 +372,7 @@ def load_dataset(
             The test split is transformed with the training statistics.
         path: ``fashion_mnist``: directory with the four IDX files, plain or ``.gz``
             (default :data:`FASHION_MNIST_DIR`). ``csv``: the CSV file (required).
-            Not allowed for the scikit-learn datasets.
+            Not allowed for the scikit-learn datasets and ``patterns_5x3``.
         label_column: ``csv`` only (required there): the column with the class labels. Labels may
             be strings or numbers; they map to ``0 .. C-1`` in sorted order (numeric order for a
             numeric column) and ``classes`` keeps the original labels as strings. Every other
@@ -269,6 +383,15 @@ def load_dataset(
             stratified; the files are well mixed). For the other datasets the cut is taken from
             the already shuffled stratified split. The scaling is fitted on the kept training
             samples.
+        classes: keep only the samples whose label index (of the full dataset, e.g. 0 = "T-shirt/top"
+            for ``fashion_mnist``; csv: the sorted order above) is in ``classes`` and relabel them
+            ``0 .. k-1`` in the order given; ``Dataset.classes`` holds the kept names in that order.
+            Distinct integers >= 0, at least 2, each below the dataset's number of classes (csv:
+            checked after reading). Applied before the stratified split, before ``limit`` (which
+            then counts kept samples: for ``fashion_mnist`` the first ``limit`` training images of
+            those classes) and before the scaling is fitted (so a feature constant over the kept
+            training samples, e.g. a pixel on in every kept bitmap, maps to 0 under ``minmax`` and
+            ``standard``; ``scaling="none"`` keeps it). None: all classes.
 
     Returns:
         A :class:`Dataset`.
@@ -277,10 +400,11 @@ def load_dataset(
         ValueError / TypeError: a bad argument (checked before anything is loaded), or bad data.
         FileNotFoundError: the Fashion-MNIST files or the CSV file are missing.
     """
-    name = _check_args(name, seed, test_fraction, scaling, path, label_column, limit)
+    name = _check_args(name, seed, test_fraction, scaling, path, label_column, limit, classes)
+    keep = _check_classes(classes, _N_CLASSES.get(name), f"dataset {name!r}")
     if name == "fashion_mnist":
         directory = Path(path) if path is not None else Path(FASHION_MNIST_DIR)
-        x_tr, y_tr, x_te, y_te = _read_fashion_mnist(directory, limit)
+        x_tr, y_tr, x_te, y_te = _read_fashion_mnist(directory, limit, keep)
         meta = dict(
             classes=list(FASHION_MNIST_CLASSES),
             feature_names=None,
@@ -290,12 +414,19 @@ def load_dataset(
     else:
         if name == "csv":
             x, y, meta = _read_csv(Path(path), label_column)
+            _check_classes(keep, len(meta["classes"]), f"CSV file {str(path)!r}")
+        elif name == "patterns_5x3":
+            x, y, meta = _read_patterns()
         else:
             x, y, meta = _read_sklearn(name)
+        if keep is not None:
+            x, y = _subset(x, y, keep)
         x_tr, x_te, y_tr, y_te = _split(name, x, y, seed, test_fraction)
         if limit is not None:
             x_tr, y_tr = x_tr[:limit], y_tr[:limit]
             x_te, y_te = x_te[: max(1, limit // 6)], y_te[: max(1, limit // 6)]
+    if keep is not None:
+        meta["classes"] = [meta["classes"][c] for c in keep]
     x_tr, x_te = _scale(x_tr, x_te, scaling)
     return Dataset(
         name=name,
@@ -328,6 +459,26 @@ def _read_sklearn(name: str):
     return np.asarray(bunch.data, dtype=np.float64), np.asarray(bunch.target, dtype=np.int64), meta
 
 
+def _read_patterns():
+    """``"patterns_5x3"``: ``[200, 15]`` features in {0, 1} (each bitmap of :data:`PATTERNS_5X3`
+    flattened row by row, 20 copies in a row) and ``[200]`` labels ``0 .. 9``."""
+    bitmaps = np.array(
+        [[pixel == "#" for row in rows for pixel in row] for rows in PATTERNS_5X3.values()], dtype=np.float64
+    )
+    labels = np.arange(len(PATTERNS_5X3), dtype=np.int64)
+    meta = dict(classes=list(PATTERNS_5X3), feature_names=None, image_shape=(5, 3), source=None)
+    return np.repeat(bitmaps, _PATTERN_COPIES, axis=0), np.repeat(labels, _PATTERN_COPIES), meta
+
+
+def _subset(x: np.ndarray, y: np.ndarray, keep: list[int]):
+    """The samples ``x [N, F]``, ``y [N]`` whose label is in ``keep``, in their order, relabelled
+    ``keep[k] -> k``."""
+    new_label = np.full(max(int(y.max(initial=0)), *keep) + 1, -1, dtype=np.int64)
+    new_label[keep] = np.arange(len(keep))
+    mask = np.isin(y, keep)
+    return x[mask], new_label[y[mask]]
+
+
 def _fashion_file(directory: Path, stem: str) -> Path | None:
     for candidate in (directory / stem, directory / f"{stem}.gz"):
         if candidate.is_file():
@@ -335,7 +486,7 @@ def _fashion_file(directory: Path, stem: str) -> Path | None:
     return None
 
 
-def _read_fashion_mnist(directory: Path, limit: int | None):
+def _read_fashion_mnist(directory: Path, limit: int | None, keep: list[int] | None):
     files = {key: _fashion_file(directory, stem) for key, stem in _FASHION_FILES.items()}
     missing = [f"{stem}[.gz]" for key, stem in _FASHION_FILES.items() if files[key] is None]
     if missing:
@@ -360,6 +511,8 @@ def _read_fashion_mnist(directory: Path, limit: int | None):
             raise ValueError(f"{yf}: label {int(y.max())} outside 0..{len(FASHION_MNIST_CLASSES) - 1}")
     x_tr, y_tr = arrays["x_train"], arrays["y_train"]
     x_te, y_te = arrays["x_test"], arrays["y_test"]
+    if keep is not None:
+        (x_tr, y_tr), (x_te, y_te) = _subset(x_tr, y_tr, keep), _subset(x_te, y_te, keep)
     if limit is not None:
         n_test = max(1, limit // 6)
         x_tr, y_tr, x_te, y_te = x_tr[:limit], y_tr[:limit], x_te[:n_test], y_te[:n_test]

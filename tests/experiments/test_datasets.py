@@ -12,9 +12,11 @@ import torch
 from sklearn import datasets as skd
 from sklearn.preprocessing import MinMaxScaler, StandardScaler
 
+from memsnn.experiments.config import ConfigError, DataSection, ExperimentConfig, load_config, save_config
 from memsnn.experiments.datasets import (
     FASHION_MNIST_CLASSES,
     FASHION_MNIST_DIR,
+    PATTERNS_5X3,
     Dataset,
     dataset_names,
     load_dataset,
@@ -268,12 +270,211 @@ def test_limit_cuts_the_split_six_to_one():
 
 
 # ============================================================================================
+# patterns_5x3
+# ============================================================================================
+
+
+def _bitmaps() -> np.ndarray:
+    """``[10, 15]`` the ten prototypes of PATTERNS_5X3, flattened row by row."""
+    return np.array([[p == "#" for row in PATTERNS_5X3[str(d)] for p in row] for d in range(10)], dtype=np.float32)
+
+
+def test_patterns_bitmaps_are_5x3_binary_and_distinct():
+    assert list(PATTERNS_5X3) == [str(d) for d in range(10)]
+    for digit, rows in PATTERNS_5X3.items():
+        assert len(rows) == 5 and all(len(r) == 3 and set(r) <= {"#", "."} for r in rows), digit
+    x = _bitmaps()
+    assert len({tuple(r) for r in x.tolist()}) == 10
+    hamming = (x[:, None] != x[None]).sum(-1) + 99 * np.eye(10)
+    assert hamming.min() == 1  # the closest pairs (0/8, 3/9, ...) differ in one pixel
+    # every pixel is on in some digit and off in another: minmax leaves the full set as it is
+    assert np.all(x.min(0) == 0) and np.all(x.max(0) == 1)
+
+
+def test_patterns_hand_checked_glyphs():
+    assert PATTERNS_5X3["7"] == ("###", "..#", "..#", "..#", "..#")
+    assert PATTERNS_5X3["1"] == (".#.", "##.", ".#.", ".#.", ".#.")
+    ds = load_dataset("patterns_5x3", scaling="none")
+    seven = ds.x_train[ds.y_train == 7][0].reshape(5, 3)
+    assert seven.tolist() == [[1, 1, 1], [0, 0, 1], [0, 0, 1], [0, 0, 1], [0, 0, 1]]
+    one = ds.x_train[ds.y_train == 1][0].reshape(ds.image_shape)
+    assert one.tolist() == [[0, 1, 0], [1, 1, 0], [0, 1, 0], [0, 1, 0], [0, 1, 0]]
+
+
+@pytest.mark.parametrize("scaling", ["minmax", "none"])
+def test_patterns_shape_values_and_stratified_split(scaling):
+    ds = load_dataset("patterns_5x3", scaling=scaling)
+    assert ds.name == "patterns_5x3" and ds.classes == [str(d) for d in range(10)]
+    assert ds.image_shape == (5, 3) and ds.feature_names is None and ds.source is None
+    assert ds.x_train.shape == (150, 15) and ds.x_test.shape == (50, 15)
+    assert ds.x_train.dtype == torch.float32 and ds.y_train.dtype == torch.int64
+    for x, y in ((ds.x_train, ds.y_train), (ds.x_test, ds.y_test)):
+        assert set(x.unique().tolist()) == {0.0, 1.0}
+        # clean copies: every sample is exactly the bitmap of its label
+        np.testing.assert_array_equal(x.numpy(), _bitmaps()[y.numpy()])
+    assert torch.bincount(ds.y_train).tolist() == [15] * 10
+    assert torch.bincount(ds.y_test).tolist() == [5] * 10
+
+
+def test_patterns_split_uses_seed_and_test_fraction_and_limit():
+    a, b = load_dataset("patterns_5x3", seed=1), load_dataset("patterns_5x3", seed=1)
+    assert torch.equal(a.y_train, b.y_train) and torch.equal(a.x_test, b.x_test)
+    assert not torch.equal(a.y_train, load_dataset("patterns_5x3", seed=2).y_train)
+    ds = load_dataset("patterns_5x3", test_fraction=0.4)
+    assert ds.x_train.shape == (120, 15) and torch.bincount(ds.y_test).tolist() == [8] * 10
+    lim = load_dataset("patterns_5x3", seed=1, limit=30)
+    assert lim.x_train.shape == (30, 15) and lim.x_test.shape == (5, 15)
+    assert torch.equal(lim.y_train, a.y_train[:30]) and torch.equal(lim.x_test, a.x_test[:5])
+
+
+def test_patterns_refuse_path_and_label_column():
+    with pytest.raises(ValueError, match=r"path='p' is not used by dataset 'patterns_5x3' \(built into memsnn\)"):
+        load_dataset("patterns_5x3", path="p")
+    with pytest.raises(ValueError, match=r"label_column='y' is only used by dataset 'csv', not 'patterns_5x3'"):
+        load_dataset("patterns_5x3", label_column="y")
+
+
+# ============================================================================================
+# class subsets
+# ============================================================================================
+
+
+@pytest.mark.parametrize("name, keep", [("digits", [7, 2, 9]), ("iris", [2, 0]), ("patterns_5x3", [8, 0, 3, 9])])
+def test_classes_keep_exactly_those_samples_relabelled_in_order(name, keep):
+    full = load_dataset(name, scaling="none")
+    ds = load_dataset(name, scaling="none", classes=keep)
+    assert ds.classes == [full.classes[c] for c in keep] and ds.n_classes == len(keep)
+    for y in (ds.y_train, ds.y_test):
+        assert set(y.tolist()) == set(range(len(keep)))
+    # the kept samples are exactly the original ones of those classes, with label keep[k] -> k
+    rows = lambda x, y: sorted(map(tuple, np.column_stack([x.numpy(), y.numpy()]).tolist()))  # noqa: E731
+    x_all, y_all = torch.cat([full.x_train, full.x_test]), torch.cat([full.y_train, full.y_test])
+    mask = torch.isin(y_all, torch.tensor(keep))
+    expected = torch.tensor([keep.index(c) for c in y_all[mask].tolist()])
+    got = rows(torch.cat([ds.x_train, ds.x_test]), torch.cat([ds.y_train, ds.y_test]))
+    assert got == rows(x_all[mask], expected)
+    # stratified split of the subset, and describe() shows only the kept classes
+    d = ds.describe()
+    assert list(d["train_counts"]) == ds.classes and d["n_classes"] == len(keep)
+    assert d["n_train"] + d["n_test"] == int(mask.sum())
+    n_test = int(np.ceil(0.25 * int(mask.sum())))
+    assert d["n_test"] == n_test
+
+
+def test_classes_filter_before_limit_and_scaling():
+    ds = load_dataset("digits", classes=[3, 5], limit=60, scaling="none")
+    assert ds.x_train.shape == (60, 64) and ds.x_test.shape == (10, 64)
+    assert set(ds.y_train.tolist()) == {0, 1} and ds.classes == ["3", "5"]
+    sub = load_dataset("digits", classes=[3, 5], scaling="none")
+    assert torch.equal(ds.x_train, sub.x_train[:60]) and torch.equal(ds.y_test, sub.y_test[:10])
+    scaled = load_dataset("digits", classes=[3, 5], limit=60)  # fitted on the 60 kept samples
+    np.testing.assert_allclose(scaled.x_train.numpy(), MinMaxScaler().fit_transform(ds.x_train.numpy()), atol=1e-6)
+    # patterns: pixels constant over the kept bitmaps map to 0 under minmax, scaling="none" keeps them
+    pats = load_dataset("patterns_5x3", classes=[0, 8])
+    raw = load_dataset("patterns_5x3", classes=[0, 8], scaling="none")
+    differ = raw.x_train.amax(0) > raw.x_train.amin(0)
+    assert differ.tolist() == [False] * 7 + [True] + [False] * 7  # 0 and 8 differ in the centre only
+    assert torch.equal(pats.x_train[:, differ], raw.x_train[:, differ])
+    assert torch.all(pats.x_train[:, ~differ] == 0)
+
+
+def test_classes_on_fashion_mnist_files(tmp_path):
+    parts = _fake_fashion(tmp_path, n_train=40, n_test=20)
+    ds = load_dataset("fashion_mnist", path=tmp_path, scaling="none", classes=[4, 1], limit=6)
+    assert ds.classes == ["Coat", "Trouser"]
+    y_tr = parts["train-labels-idx1-ubyte"]
+    idx = np.flatnonzero(np.isin(y_tr, [4, 1]))[:6]  # the first 6 training images of those classes
+    np.testing.assert_array_equal(ds.x_train.numpy(), parts["train-images-idx3-ubyte"][idx].reshape(6, 784))
+    np.testing.assert_array_equal(ds.y_train.numpy(), np.where(y_tr[idx] == 4, 0, 1))
+    y_te = parts["t10k-labels-idx1-ubyte"]
+    first = np.flatnonzero(np.isin(y_te, [4, 1]))[0]
+    assert ds.x_test.shape == (1, 784) and ds.y_test.tolist() == [0 if y_te[first] == 4 else 1]
+
+
+@needs_fashion
+def test_fashion_mnist_class_subset_fills_the_limit():
+    ds = load_dataset("fashion_mnist", classes=[0, 1, 2, 3, 4], limit=600)
+    assert ds.x_train.shape == (600, 784) and ds.x_test.shape == (100, 784)
+    assert ds.classes == FASHION_MNIST_CLASSES[:5]
+    assert set(ds.y_train.tolist()) == set(range(5)) and int(ds.y_test.max()) <= 4
+    full = load_dataset("fashion_mnist", scaling="none")
+    keep = torch.isin(full.y_train, torch.tensor([0, 1, 2, 3, 4]))
+    raw = load_dataset("fashion_mnist", classes=[0, 1, 2, 3, 4], limit=600, scaling="none")
+    assert torch.equal(raw.x_train, full.x_train[keep][:600]) and torch.equal(raw.y_train, full.y_train[keep][:600])
+    swapped = load_dataset("fashion_mnist", classes=[9, 0], scaling="none")
+    assert swapped.classes == ["Ankle boot", "T-shirt/top"]
+    assert torch.bincount(swapped.y_train).tolist() == [6000, 6000]
+    assert torch.equal(swapped.x_train[swapped.y_train == 0], full.x_train[full.y_train == 9])
+
+
+def test_classes_on_csv_are_checked_after_reading(tmp_path):
+    text, _ = _csv_rows(n_per_class=8)
+    path = _write(tmp_path / "animals.csv", text)
+    ds = load_dataset("csv", path=path, label_column="kind", classes=[2, 0], scaling="none")
+    assert ds.classes == ["cat", "ant"]
+    for x, y in ((ds.x_train, ds.y_train), (ds.x_test, ds.y_test)):  # row i is ("cat", "ant", "bee")[i % 3]
+        for row, label in zip(x[:, 0].long().tolist(), y.tolist()):
+            assert ds.classes[label] == ("cat", "ant", "bee")[row % 3]
+    with pytest.raises(ValueError, match=r"classes=\[0, 3\] is not allowed: .*integers in 0..2 \(CSV file .*animals.csv' "
+                                         r"has 3 classes\).*3 is out of range"):
+        load_dataset("csv", path=path, label_column="kind", classes=[0, 3])
+
+
+@pytest.mark.parametrize(
+    "classes, reason",
+    [
+        ([0, 0], r"classes=\[0, 0\] is not allowed: must be distinct class indices, integers in 0..9 \(dataset "
+                 r"'digits' has 10 classes\), at least 2 of them \(None: all classes\); 0 given more than once"),
+        ([4], r"classes=\[4\] is not allowed: .*at least 2 of them .*; 1 given"),
+        ([], r"classes=\[\] is not allowed: .*; 0 given"),
+        ([0, 10], r"classes=\[0, 10\] is not allowed: .*integers in 0..9.*; 10 is out of range"),
+        ([-1, 2], r"classes=\[-1, 2\] is not allowed: .*; -1 is negative"),
+        ([0, 1.5], r"classes=\[0, 1.5\] is not allowed: .*; 1.5 is not an integer"),
+        ([0, True], r"classes=\[0, True\] is not allowed: .*; True is not an integer"),
+        ("01", r"classes='01' is not allowed: .*; got type str"),
+        (3, r"classes=3 is not allowed: .*; got type int"),
+    ],
+    ids=["duplicate", "one", "empty", "too-large", "negative", "float", "bool", "str", "int"],
+)
+def test_bad_classes_are_rejected(classes, reason):
+    with pytest.raises(ValueError, match=reason):
+        load_dataset("digits", classes=classes)
+
+
+def test_classes_are_checked_before_any_file_is_read(tmp_path):
+    with pytest.raises(ValueError, match=r"classes=\[0, 10\].*dataset 'fashion_mnist' has 10 classes"):
+        load_dataset("fashion_mnist", path=tmp_path / "missing", classes=[0, 10])
+    with pytest.raises(ValueError, match=r"classes=\[2, 2\].*integers >= 0"):
+        load_dataset("csv", path=tmp_path / "missing.csv", label_column="y", classes=[2, 2])
+    with pytest.raises(ValueError, match=r"classes=\[0, 2\].*dataset 'breast_cancer' has 2 classes"):
+        load_dataset("breast_cancer", classes=[0, 2])
+
+
+def test_config_data_classes_round_trip(tmp_path):
+    cfg = ExperimentConfig.from_dict({"data": {"dataset": "patterns_5x3", "classes": [3, 0, 1]}})
+    assert cfg.data.classes == (3, 0, 1)
+    assert cfg.data.load_kwargs()["classes"] == (3, 0, 1) and DataSection().load_kwargs()["classes"] is None
+    back = load_config(save_config(cfg, tmp_path / "c.toml"))
+    assert back == cfg and back.data.classes == (3, 0, 1)
+    assert "classes = [" in (tmp_path / "c.toml").read_text()
+    assert "classes" not in ExperimentConfig().to_toml()  # None is omitted
+    ds = load_dataset(seed=back.seed, **back.data.load_kwargs())
+    assert ds.classes == ["3", "0", "1"]
+    assert cfg.with_overrides({"data.classes": "[1, 2]"}).data.classes == (1, 2)
+    assert cfg.with_overrides({"data.classes": "none"}).data.classes is None
+    with pytest.raises(ConfigError, match=r"data.classes=\[0, 0\] is not allowed: must be distinct class indices"):
+        DataSection(classes=[0, 0])
+    with pytest.raises(ConfigError, match=r"data.classes=\[0, 3\] is not allowed: .*dataset 'iris' has 3 classes"):
+        ExperimentConfig.from_dict({"data": {"dataset": "iris", "classes": [0, 3]}})
+
+
+# ============================================================================================
 # argument checking and names
 # ============================================================================================
 
 
 def test_dataset_names():
-    assert dataset_names() == ["digits", "iris", "breast_cancer", "fashion_mnist", "csv"]
+    assert dataset_names() == ["digits", "iris", "breast_cancer", "patterns_5x3", "fashion_mnist", "csv"]
 
 
 @pytest.mark.parametrize(
