@@ -244,6 +244,33 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_ablate(args: argparse.Namespace) -> int:
+    from .ablate import markdown, plan_ablation, run_ablation
+    from .config import ExperimentConfig, load_config
+    from .rundir import new_run_dir
+
+    if args.config:
+        cfg = load_config(args.config)
+    else:  # the memsnn compare setting: digits, 128 hidden LIF neurons, T = 25, 10 epochs
+        cfg = ExperimentConfig().with_overrides({"training.epochs": "10", "network.hidden": "[128]",
+                                                 "encoder.num_steps": "25", "evaluation.times": "0"})
+    if args.quick:
+        cfg = cfg.with_overrides({"training.epochs": "2", "data.limit": "600"})
+    if args.set:
+        cfg = cfg.with_overrides(_parse_sets(args.set))
+    on = _parse_pairs(args.on, "--on", "device.n_levels=32")
+    rules = _csv_list(args.rules)
+    seeds = _seed_list(args.seeds)
+    plan_ablation(cfg, rules=rules, seeds=seeds, on=on, metric=args.metric)  # validated before a directory is made
+    out = Path(args.out) if args.out else new_run_dir("runs", f"ablate-{cfg.data.dataset}-{cfg.device.preset}")
+    print(f"ablation directory: {out} (run the same command with --out {out} to resume)")
+    table = run_ablation(cfg, out, rules=rules, seeds=seeds, on=on, metric=args.metric, workers=args.workers,
+                         executor=args.executor, progress=not args.quiet)
+    print(markdown(table))
+    print(f"files: {out}/ablation.csv, ablation.md, waterfall.png")
+    return 0
+
+
 def _cmd_results(args: argparse.Namespace) -> int:
     from .results import collect, format_summary
 
@@ -363,6 +390,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--list", action="store_true", help="list the rows and exit")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_cmd_reproduce)
+
+    p = sub.add_parser("ablate", help="turn a device's non-idealities on one at a time and report the accuracy after each")
+    p.add_argument("config", nargs="?", help="base experiment TOML (default: digits on srtio3, the compare setting)")
+    p.add_argument("--rules", default="stdp,sg,ssdp,csdp", help="comma-separated rules (default stdp,sg,ssdp,csdp)")
+    p.add_argument("--seeds", default="0", help="comma-separated seeds (default 0)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override the base config (repeatable)")
+    p.add_argument("--on", action="append", default=[], metavar="KEY=VALUE",
+                   help="the value a step turns on, e.g. device.n_levels=32 (repeatable)")
+    p.add_argument("--metric", default="test_acc", help="metrics.json key scored (default test_acc)")
+    p.add_argument("--quick", action="store_true", help="2 epochs on 600 training samples")
+    p.add_argument("--workers", type=int, help="worker processes (default: all CPUs)")
+    p.add_argument("--executor", choices=("local", "dask"), default="local", help="local processes or a Dask LocalCluster")
+    p.add_argument("--out", help="ablation directory: new, or an earlier one to resume (default: a new runs/ablate-*)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=_cmd_ablate)
 
     p = sub.add_parser("results", help="mean and spread over seeds of a sweep's runs (rebuilds its results table)")
     p.add_argument("dir", metavar="DIR", help="a sweep directory (sweep.toml, runs/)")

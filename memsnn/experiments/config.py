@@ -231,6 +231,8 @@ def _parse_scalar(text: str) -> Any:
 def _parse_text(key: str, spec: _Spec, text: str) -> Any:
     """Parse a command-line string into the field's type; raises ValueError naming the key."""
     t = text.strip()
+    if spec.choices is not None and t in spec.choices:  # e.g. crossbar.ir_drop = "none" is a choice, not None
+        return t
     if t.lower() in ("none", "null"):
         return None
     if spec.kind == "str":

@@ -214,7 +214,7 @@ def _key_errors(key: str) -> list[str]:
     return []
 
 
-def _value_errors(key: str, values: Sequence[str]) -> list[str]:
+def _value_errors(key: str, values: Sequence[str], unique: bool = True) -> list[str]:
     errors = []
     if not values or all(v == "" for v in values):
         return [f"{key!r} has no values"]
@@ -222,7 +222,7 @@ def _value_errors(key: str, values: Sequence[str]) -> list[str]:
     if empty:
         errors.append(f"{key!r} has an empty value at position(s) {empty} of {list(values)}")
     dup = sorted({v for v in values if values.count(v) > 1 and v != ""})
-    if dup:
+    if dup and unique:
         errors.append(f"{key!r} lists {dup} more than once")
     return errors
 
@@ -237,8 +237,10 @@ def _as_text(value: Any) -> str:
     raise TypeError(f"grid value {value!r} has type {type(value).__name__}: use str, int, float or bool")
 
 
-def _normalize_grid(grid: Mapping[str, Sequence[Any]] | Sequence[str] | None) -> dict[str, list[str]]:
-    """A grid given as parse_grid strings or as a mapping, checked, values as text."""
+def _normalize_grid(grid: Mapping[str, Sequence[Any]] | Sequence[str] | None,
+                    mode: str = "product") -> dict[str, list[str]]:
+    """A grid given as parse_grid strings or as a mapping, checked, values as text. In zip mode a
+    key may repeat a value (points differ in other keys; equal points are refused by run id)."""
     if grid is None:
         return {}
     if not isinstance(grid, Mapping):
@@ -258,7 +260,7 @@ def _normalize_grid(grid: Mapping[str, Sequence[Any]] | Sequence[str] | None) ->
         except TypeError as exc:
             errors.append(f"{key!r}: {exc}")
             continue
-        errors.extend(_value_errors(key, texts))
+        errors.extend(_value_errors(key, texts, unique=mode != "zip"))
         out[key] = texts
     if errors:
         raise SweepError(errors, "invalid sweep grid")
@@ -369,7 +371,7 @@ def expand(base_cfg: Any, grid: Mapping[str, Sequence[Any]] | Sequence[str] | No
         raise SweepError(f"mode={mode!r} is not allowed: must be one of {', '.join(map(repr, MODES))}")
     if not callable(getattr(base_cfg, "with_overrides", None)):
         raise TypeError(f"base_cfg must be an experiment config with with_overrides(), got {type(base_cfg).__name__}")
-    grid = _normalize_grid(grid)
+    grid = _normalize_grid(grid, mode)
     seeds = _check_seeds(seeds)
     combos = _combos(grid, mode)
 
@@ -438,7 +440,7 @@ def sweep_spec(base_cfg: Any, grid: Mapping[str, Sequence[Any]] | Sequence[str] 
         "format": SPEC_FORMAT,
         "mode": mode,
         "seeds": sorted(_check_seeds(seeds)),
-        "grid": _normalize_grid(grid),
+        "grid": _normalize_grid(grid, mode),
         "base": tomllib.loads(base_cfg.to_toml()),
     }
 
