@@ -318,7 +318,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_export_maps)
 
     p = sub.add_parser("exsitu", help="train an SNN digitally, program it onto crossbars, evaluate under drift")
-    p.add_argument("--dataset", default="digits", help="digits, iris, breast_cancer or fashion_mnist")
+    p.add_argument("--dataset", default="digits", help="digits, iris, breast_cancer, patterns_5x3 or fashion_mnist")
     p.add_argument("--epochs", type=int, help="BPTT epochs (default 20)")
     p.add_argument("--hidden", type=int, help="hidden neurons (default 128)")
     p.add_argument("--steps", type=int, help="time steps (default 25)")
@@ -331,7 +331,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_exsitu)
 
     p = sub.add_parser("compare", help="in-situ rules vs digital baselines on one dataset and device (the main job)")
-    p.add_argument("--dataset", help="digits (default), iris, breast_cancer or fashion_mnist")
+    p.add_argument("--dataset", help="digits (default), iris, breast_cancer, patterns_5x3 or fashion_mnist")
     p.add_argument("--device", help="device preset of the in-situ methods (default srtio3)")
     p.add_argument("--epochs", type=int, help="training epochs (default 10; --quick 2)")
     p.add_argument("--rules", help="comma-separated subset of stdp,sg,ssdp,csdp,logreg (default all)")

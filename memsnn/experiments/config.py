@@ -10,7 +10,7 @@ and saves to TOML (:func:`load_config`, :func:`save_config`, :meth:`ExperimentCo
 Sections (``[section]`` in the file, ``section.key`` in messages and overrides)::
 
     name, seed            label (optional) and the seed of split, weights, devices and spikes
-    [data]                dataset, path, label_column, test_fraction, scaling, limit
+    [data]                dataset, path, label_column, test_fraction, scaling, limit, classes
     [encoder]             Encoder fields (kind, num_steps, ...); sg / ssdp only
     [network]             hidden (neurons per hidden layer), beta (LIF decay per step)
     [device]              preset, device-agnostic knobs, any field of the preset's parameters
@@ -403,26 +403,34 @@ class NetworkSection(_Section):
 
 
 @dataclass(frozen=True)
-class TrainingSection(_Section):
+class _InputNoiseFields(_Section):
+    """Input-noise fields shared by ``[training]`` (noisy training) and ``[evaluation]`` (metric
+    ``acc_noisy``); see :class:`~memsnn.crossbar.perturb.InputNoise`."""
+
+    input_noise: float = param(0.0, unit="1", check=">=0",
+                               doc="Gaussian feature noise, std as a fraction of each feature's training range")
+    spike_drop: float = param(0.0, unit="1", check="prob", doc="each input spike deleted with this probability")
+    spike_insert: float = param(0.0, unit="1", check="prob",
+                                doc="a spurious input spike in each empty slot with this probability")
+
+    def noise(self) -> InputNoise | None:
+        """The section's input noise, or None when it is off."""
+        noise = InputNoise(feature=self.input_noise, drop=self.spike_drop, insert=self.spike_insert)
+        return noise if noise.active else None
+
+
+@dataclass(frozen=True)
+class TrainingSection(_InputNoiseFields):
     """``[training]``: arguments of :func:`memsnn.learning.loop.fit`."""
 
     _section = "training"
 
     epochs: int = param(3, unit="epochs", check="int>=1", doc="passes over the training split")
     batch_size: int = param(32, unit="samples", check="int>=1", doc="mini-batch size")
-    input_noise: float = param(0.0, unit="1", check=">=0",
-                               doc="train on noisy inputs: Gaussian feature noise, std as a fraction of each feature's range")
-    spike_drop: float = param(0.0, unit="1", check="prob", doc="train with each input spike deleted with this probability")
-    spike_insert: float = param(0.0, unit="1", check="prob",
-                                doc="train with a spurious input spike in each empty slot with this probability")
-
-    def noise(self) -> InputNoise | None:
-        """The training input noise, or None when it is off."""
-        return _noise(self)
 
 
 @dataclass(frozen=True)
-class EvaluationSection(_Section):
+class EvaluationSection(_InputNoiseFields):
     """``[evaluation]``: arguments of :func:`memsnn.experiments.methods.evaluate`."""
 
     _section = "evaluation"
@@ -430,15 +438,6 @@ class EvaluationSection(_Section):
     times: tuple = param((0.0, 3600.0, 86400.0), check=None,
                          doc="seconds after training at which to measure accuracy (increasing, >= 0)")
     jitter: tuple = param((2.0,), check=None, doc="input spike-time jitter sigmas to test, in time steps (>= 0)")
-    input_noise: float = param(0.0, unit="1", check=">=0",
-                               doc="acc_noisy: Gaussian feature noise, std as a fraction of each feature's range")
-    spike_drop: float = param(0.0, unit="1", check="prob", doc="acc_noisy: each input spike deleted with this probability")
-    spike_insert: float = param(0.0, unit="1", check="prob",
-                                doc="acc_noisy: a spurious input spike in each empty slot with this probability")
-
-    def noise(self) -> InputNoise | None:
-        """The evaluation input noise (metric ``acc_noisy``), or None when it is off."""
-        return _noise(self)
 
     def _cross_checks(self) -> Iterator[str]:
         t = self.times
@@ -454,11 +453,6 @@ class EvaluationSection(_Section):
             v = getattr(self, name)
             if all(_is_number(x) for x in v):
                 object.__setattr__(self, name, tuple(float(x) for x in v))
-
-
-def _noise(section: TrainingSection | EvaluationSection) -> InputNoise | None:
-    noise = InputNoise(feature=section.input_noise, drop=section.spike_drop, insert=section.spike_insert)
-    return noise if noise.active else None
 
 
 _FULL_SECTIONS: dict[str, type[_Section]] = {
