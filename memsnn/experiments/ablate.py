@@ -26,13 +26,15 @@ The order follows issue 13 (nonlinearity, asymmetry, c2c, d2d, finite levels, re
 devices, drift, ADC/DAC, IR drop), with the volatile part as its own step before drift.
 
 "On" values: what the base config sets (preset overrides and knobs, periphery, crossbar), else the
-preset's default. Where the preset's default is "off", a documented hardware value is used
-(:data:`HARDWARE_VALUES`: 64 levels, 1 % stuck devices, 7-bit DAC / 8-bit ADC, approximate IR
-drop at the crossbar's ``r_wire``); the table's ``source`` column says which, so a reader sees where
-"the preset at its defaults" ends (for srtio3: after ``drift``, less levels and stuck devices).
-``on={key: value}`` overrides any of them. A step whose knob the preset lacks (nonlinearity on
-rram, pcm, ideal; asymmetry on pcm, ideal) is kept in the table as ``n/a`` with the previous
-step's accuracy and runs nothing.
+preset's default, so the last step is exactly the configured device (for the srtio3 preset: the
+``memsnn compare`` in-situ setting) and the ladder splits the gap between float twin and in-situ.
+A non-ideality that is off in the configured device (srtio3: continuous levels, no stuck devices,
+ideal DAC / ADC, no IR drop) is a step marked ``off in device`` that runs nothing, unless
+``on={key: value}`` gives its value or ``hardware=True`` takes the documented hardware values
+(:data:`HARDWARE_VALUES`: 64 levels, 1 % stuck devices, 7-bit DAC / 8-bit ADC, approximate IR drop
+at the crossbar's ``r_wire``); the ``source`` column says which. A step whose knob the preset lacks
+(nonlinearity on rram, pcm, ideal; asymmetry on pcm, ideal) is ``n/a``. Steps that run nothing
+repeat the previous step's accuracy.
 
 Each rule is one resumable sweep (:func:`memsnn.experiments.sweep.run_sweep`, zip mode, the top-
 level ``name`` labelling the step) in ``OUT/<rule>/``; then ``ablation.csv`` (accuracies in
@@ -82,7 +84,7 @@ RULE_NAMES = ("stdp", "sg", "ssdp", "csdp")
 class AblationStep:
     """One rung: ``overrides`` are the full cumulative dotted overrides (the same keys at every
     step), ``added`` those this step turns on, ``source`` ``default`` / ``config`` / ``hardware
-    value`` / ``n/a``."""
+    value`` / ``n/a`` / ``off in device``."""
 
     index: int
     name: str
@@ -93,11 +95,13 @@ class AblationStep:
 
     @property
     def skipped(self) -> bool:
-        return self.source == "n/a"
+        """Nothing to turn on here (knob missing, or off in the device): no runs."""
+        return self.source in ("n/a", "off in device")
 
 
-def _step_keys(cfg: ExperimentConfig) -> dict[str, list[tuple[str, Any, Any, str]]]:
-    """Per step name: ``(key, off value, on value, source)`` for the base config's preset."""
+def _step_keys(cfg: ExperimentConfig, hardware: bool = False) -> dict[str, list[tuple[str, Any, Any, str]]]:
+    """Per step name: ``(key, off value, on value, source)`` for the base config's preset; the on
+    value is None where the non-ideality is off in the device (and not taken from ``hardware``)."""
     preset = cfg.device.preset
     model = cfg.device_model()
     p = model.params
@@ -112,8 +116,10 @@ def _step_keys(cfg: ExperimentConfig) -> dict[str, list[tuple[str, Any, Any, str
             return set_params[leaf], "config"
         if section in ("periphery", "crossbar") and leaf in getattr(cfg, section):
             return getattr(cfg, section)[leaf], "config"
-        if (default is None or default == 0 or default == "none") and key in HARDWARE_VALUES:
-            return HARDWARE_VALUES[key], "hardware value"
+        if default is None or default == 0 or default == "none":
+            if hardware and key in HARDWARE_VALUES:
+                return HARDWARE_VALUES[key], "hardware value"
+            return None, "off in device"
         return default, "default"
 
     noise_key = "device.read_noise_scale" if preset == "pcm" else "device.read_noise_std"
@@ -147,12 +153,13 @@ def _text(v: Any) -> str:
     return "none" if v is None else str(v)
 
 
-def ablation_steps(base_cfg: ExperimentConfig, on: Mapping[str, Any] | None = None) -> list[AblationStep]:
+def ablation_steps(base_cfg: ExperimentConfig, on: Mapping[str, Any] | None = None, *,
+                   hardware: bool = False) -> list[AblationStep]:
     """The ladder of the module docstring for ``base_cfg``'s device; every step's config is built
     and validated here (errors name the step)."""
     if not isinstance(base_cfg, ExperimentConfig):
         raise TypeError(f"base_cfg must be an ExperimentConfig, got {type(base_cfg).__name__}")
-    per_step = _step_keys(base_cfg)
+    per_step = _step_keys(base_cfg, hardware)
     on = dict(on or {})
     known = {k for entries in per_step.values() for k, *_ in entries}
     bad = [k for k in on if k not in known]
@@ -166,12 +173,14 @@ def ablation_steps(base_cfg: ExperimentConfig, on: Mapping[str, Any] | None = No
         for key, _, value, source in per_step[name]:
             if key in on:
                 value, source = on[key], "config"
-            added[key] = _text(value)
+            if source != "off in device":
+                added[key] = _text(value)
             sources.append(source)
         current.update(added)
         overrides = {"rule.insitu": "false" if i == 0 else "true", **current}
         source = ("float twin" if i == 0 else "off" if i == 1 else
-                  "n/a" if not added else "hardware value" if "hardware value" in sources else
+                  ("off in device" if sources else "n/a") if not added else
+                  "hardware value" if "hardware value" in sources else
                   "config" if "config" in sources else "default")
         step = AblationStep(i, name, desc, dict(overrides), added, source)
         try:
@@ -189,7 +198,7 @@ def _label(step: AblationStep) -> str:
 
 
 def plan_ablation(base_cfg: ExperimentConfig, *, rules: Sequence[str] = RULE_NAMES, seeds: Sequence[int] = (0,),
-                  on: Mapping[str, Any] | None = None, metric: str = "test_acc"
+                  on: Mapping[str, Any] | None = None, metric: str = "test_acc", hardware: bool = False
                   ) -> dict[str, tuple[ExperimentConfig, list[AblationStep]]]:
     """Every rule's config and ladder, validated (bad rule, seeds, metric or ``on`` key: a
     ValueError naming it and what is allowed) - before any run or directory."""
@@ -212,17 +221,18 @@ def plan_ablation(base_cfg: ExperimentConfig, *, rules: Sequence[str] = RULE_NAM
             raise ValueError(f"the base config's [rule.params] belong to rule {base_cfg.rule.name!r}; ablate rule "
                              f"{rule!r} with a config of its own, or drop the rule params")
         cfg = base_cfg.with_overrides({"rule.name": rule})
-        plans[rule] = (cfg, ablation_steps(cfg, on))
+        plans[rule] = (cfg, ablation_steps(cfg, on, hardware=hardware))
     return plans
 
 
 def run_ablation(base_cfg: ExperimentConfig, out: str | os.PathLike, *, rules: Sequence[str] = RULE_NAMES,
                  seeds: Sequence[int] = (0,), on: Mapping[str, Any] | None = None, metric: str = "test_acc",
-                 workers: int | None = None, executor: str = "local", progress: bool = True) -> pd.DataFrame:
+                 workers: int | None = None, executor: str = "local", progress: bool = True,
+                 hardware: bool = False) -> pd.DataFrame:
     """Run (or resume) the ablation of every rule into ``out``; returns the table (module docstring)."""
     from .sweep import run_sweep
 
-    plans = plan_ablation(base_cfg, rules=rules, seeds=seeds, on=on, metric=metric)
+    plans = plan_ablation(base_cfg, rules=rules, seeds=seeds, on=on, metric=metric, hardware=hardware)
     seeds = tuple(seeds)
     out = Path(out)
     for rule, (cfg, steps) in plans.items():

@@ -261,11 +261,11 @@ def _cmd_ablate(args: argparse.Namespace) -> int:
     on = _parse_pairs(args.on, "--on", "device.n_levels=32")
     rules = _csv_list(args.rules)
     seeds = _seed_list(args.seeds)
-    plan_ablation(cfg, rules=rules, seeds=seeds, on=on, metric=args.metric)  # validated before a directory is made
+    plan_ablation(cfg, rules=rules, seeds=seeds, on=on, metric=args.metric, hardware=args.hardware)  # before any dir
     out = Path(args.out) if args.out else new_run_dir("runs", f"ablate-{cfg.data.dataset}-{cfg.device.preset}")
     print(f"ablation directory: {out} (run the same command with --out {out} to resume)")
     table = run_ablation(cfg, out, rules=rules, seeds=seeds, on=on, metric=args.metric, workers=args.workers,
-                         executor=args.executor, progress=not args.quiet)
+                         executor=args.executor, progress=not args.quiet, hardware=args.hardware)
     print(markdown(table))
     print(f"files: {out}/ablation.csv, ablation.md, waterfall.png")
     return 0
@@ -399,6 +399,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--on", action="append", default=[], metavar="KEY=VALUE",
                    help="the value a step turns on, e.g. device.n_levels=32 (repeatable)")
     p.add_argument("--metric", default="test_acc", help="metrics.json key scored (default test_acc)")
+    p.add_argument("--hardware", action="store_true",
+                   help="also turn on what the device leaves off: 64 levels, 1%% stuck, 7/8-bit DAC/ADC, IR drop")
     p.add_argument("--quick", action="store_true", help="2 epochs on 600 training samples")
     p.add_argument("--workers", type=int, help="worker processes (default: all CPUs)")
     p.add_argument("--executor", choices=("local", "dask"), default="local", help="local processes or a Dask LocalCluster")

@@ -29,13 +29,24 @@ def test_ladder_order_and_cumulative_overrides_on_srtio3():
     # srtio3 defaults: c(1 V) = -0.093 - 0.53 = -0.623, so nonlinearity = 1 + c = 0.377
     assert float(by["nonlinearity"].added["device.nonlinearity"]) == pytest.approx(0.377)
     assert by["asymmetry"].added == {"device.asymmetry": "0.5"} and by["c2c"].added == {"device.step_std": "0.2"}
-    assert by["finite levels"].added == {"device.n_levels": "64"} and by["finite levels"].source == "hardware value"
     assert by["read noise"].source == "default" and by["drift"].added == {"device.drift_nu": "0.05"}
-    assert by["ADC/DAC"].added == {"periphery.dac_bits": "7", "periphery.adc_bits": "8"}
-    assert by["IR drop"].added == {"crossbar.ir_drop": "approx"}
-    # every step's config builds, and the last in-situ step holds all of it
+    # srtio3 leaves levels, stuck devices, DAC/ADC and IR drop off: those steps run nothing
+    for name in ("finite levels", "stuck devices", "ADC/DAC", "IR drop"):
+        assert by[name].skipped and by[name].source == "off in device" and by[name].added == {}
+    # so the last step is the device as configured (the memsnn compare in-situ setting)
     last = ExperimentConfig().with_overrides(steps[-1].overrides)
-    assert last.device.params["step_std"] == 0.2 and last.periphery["adc_bits"] == 8
+    got, want = last.device_model().params.to_dict(), ExperimentConfig().device_model().params.to_dict()
+    assert got.keys() == want.keys()
+    for k, v in want.items():  # c0 comes back through the nonlinearity knob: equal to rounding
+        assert got[k] == (pytest.approx(v, rel=1e-12) if isinstance(v, float) else v), k
+    assert last.periphery_params() is None
+    # hardware=True takes the documented values for what the device leaves off
+    hw = {s.name: s for s in ablation_steps(ExperimentConfig(), hardware=True)}
+    assert hw["finite levels"].added == {"device.n_levels": "64"} and hw["finite levels"].source == "hardware value"
+    assert hw["ADC/DAC"].added == {"periphery.dac_bits": "7", "periphery.adc_bits": "8"}
+    assert hw["IR drop"].added == {"crossbar.ir_drop": "approx"}
+    hw_last = ExperimentConfig().with_overrides(list(hw.values())[-1].overrides)
+    assert hw_last.device.params["step_std"] == 0.2 and hw_last.periphery["adc_bits"] == 8
 
 
 def test_config_values_win_and_presets_without_a_knob_mark_it_na():
@@ -104,11 +115,12 @@ def test_ablation_end_to_end_writes_its_files_and_resumes(tmp_path):
     out = tmp_path / "abl"
     table = run_ablation(cfg, out, rules=("stdp",), seeds=(0,), workers=2, progress=False)
     assert len(table) == 13 and table.acc_mean.between(0, 1).all()
+    assert (table[table.source == "off in device"].delta == 0).all()
     saved = pd.read_csv(out / "ablation.csv")
     assert list(saved.name) == ISSUE_ORDER
     assert (out / "waterfall.png").stat().st_size > 0 and "### stdp" in (out / "ablation.md").read_text()
     metrics = sorted((out / "stdp" / "runs").glob("*/metrics.json"))
-    assert len(metrics) == 13
+    assert len(metrics) == 9  # 13 steps, 4 of them off in srtio3
     stamps = [p.stat().st_mtime_ns for p in metrics]
     run_ablation(cfg, out, rules=("stdp",), seeds=(0,), workers=1, progress=False)  # resumes: nothing runs again
     assert [p.stat().st_mtime_ns for p in metrics] == stamps
