@@ -12,7 +12,7 @@ measured after each step (:data:`STEPS`, in this order)::
                       no drift, ideal DAC / ADC, no IR drop
     2  nonlinearity   device.nonlinearity (srtio3)
     3  asymmetry      device.asymmetry (srtio3, rram)
-    4  c2c            device.step_std
+    4  c2c            device.step_std (rram also write_noise_std, pcm also reset_std)
     5  d2d            device.d2d_scale
     6  finite levels  device.n_levels
     7  read noise     device.read_noise_std (pcm: read_noise_scale)
@@ -137,6 +137,10 @@ def _step_keys(cfg: ExperimentConfig, hardware: bool = False) -> dict[str, list[
     elif preset == "rram":
         add("asymmetry", "device.asymmetry", 1.0, p.alpha_reset / p.alpha_set)
     add("c2c", "device.step_std", 0.0, p.step_std)
+    if preset == "rram":  # the apparent write noise of aihwkit's ReRAM preset is per-pulse noise too
+        add("c2c", "device.write_noise_std", 0.0, p.write_noise_std)
+    if preset == "pcm":  # the spread of pcm's RESET level is per cycle
+        add("c2c", "device.reset_std", 0.0, p.reset_std)
     add("d2d", "device.d2d_scale", 0.0, 1.0)
     add("finite levels", "device.n_levels", "none", p.n_levels)
     add("read noise", noise_key, 0.0, getattr(p, noise_key.split(".")[1]))

@@ -61,6 +61,11 @@ def test_config_values_win_and_presets_without_a_knob_mark_it_na():
     pcm = {s.name: s for s in ablation_steps(ExperimentConfig().with_overrides({"device.preset": "pcm"}))}
     assert pcm["asymmetry"].skipped and pcm["read noise"].added == {"device.read_noise_scale": "1.0"}
     assert "device.nonlinearity" not in pcm["IR drop"].overrides
+    # the clean device has no per-cycle noise on any preset; the c2c step brings all of it
+    assert rram["clean device"].overrides["device.write_noise_std"] == "0.0"
+    assert rram["c2c"].added == {"device.step_std": "3.75", "device.write_noise_std": "56.0"}
+    assert pcm["clean device"].overrides["device.reset_std"] == "0.0"
+    assert pcm["c2c"].added == {"device.step_std": "0.6", "device.reset_std": "0.02"}
 
 
 def _fake_runs(out, rule, accs):
