@@ -298,7 +298,7 @@ def markdown(table: pd.DataFrame) -> str:
         lines.append(f"| {r.work} | {r.task} | {_pct(r.published)} | {_pct(r.float_mean, r.float_std)} | "
                      f"{_pct(r.insitu_mean, r.insitu_std)} | {_pct(r.gap_to_published, signed=True)} | "
                      f"{_pct(r.gap_to_float, signed=True)} | {r.n_seeds} | {r.wall_s:.0f} | {r.differs} |")
-    gains = table[table.get("baseline", pd.Series(dtype=object)).notna()] if "baseline" in table else table.iloc[:0]
+    gains = table[table["baseline"].notna()] if "baseline" in table else table.iloc[:0]
     if len(gains):
         lines += ["", "Gains over the baseline row, paired over seeds (points, mean +- 95 % t-interval):", "",
                   "| work | task | against | published gain | memsnn float gain | memsnn in-situ gain |",
