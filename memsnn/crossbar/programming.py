@@ -7,7 +7,10 @@ the hardware phases and the devices that did not reach the tolerance (stuck ones
     Reset every device to the bottom of its window with one parallel RESET phase (the number of
     pulses the *nominal* device needs to fall from ``g_max`` to ``g_min``), then give each device
     the number of SET pulses the nominal law needs to reach its target. No reads: device-to-device
-    spread, cycle-to-cycle noise and the nonlinear law all show up as error.
+    spread, cycle-to-cycle noise and the nonlinear law all show up as error. With ``step_gains``
+    (a :class:`~memsnn.crossbar.calibration.StepCalibration`) each device gets its RESET count
+    over its measured RESET gain and its SET count over its SET gain, which removes the error of
+    the step spread (write-verify divides its estimates the same way).
 
 ``write_verify``
     Starting from the current state: read the array (with read noise), compare each device with
@@ -130,6 +133,7 @@ def program_weights(
     settle: float | None = None,
     mask: Tensor | None = None,
     patience: int | None = 8,
+    step_gains=None,
 ) -> ProgramReport:
     """Program weights ``w`` ``[in, out]`` onto ``xbar`` (a :class:`~memsnn.crossbar.Crossbar`).
 
@@ -146,6 +150,9 @@ def program_weights(
             other devices are left exactly as they were. The report covers the masked weights.
         patience: write-verify stops pulsing a device whose read error has not improved for this
             many iterations (a device whose own bounds cannot reach its target, say); None: never.
+        step_gains: a :class:`~memsnn.crossbar.calibration.StepCalibration` of this crossbar:
+            open-loop and write-verify pulse counts are divided by each device's measured SET or
+            RESET gain (a device that moves 1.3x the nominal step gets 1/1.3 of the pulses).
     """
     if amplitude is not None:
         _check_positive("amplitude", amplitude)
@@ -159,14 +166,19 @@ def program_weights(
     pulses0, energy0, reads0 = xbar.total_pulses, xbar.energy, xbar.reads
     targets = [("plus", g_plus_t)] + ([("minus", g_minus_t)] if g_minus_t is not None else [])
     iterations, phases = 0, 0
+    if step_gains is not None and not all(hasattr(step_gains, a) for a in ("set_gain", "reset_gain")):
+        raise TypeError(f"step_gains must be a StepCalibration (memsnn.crossbar.calibration), got {type(step_gains).__name__}")
     if method == "write_verify":
-        iterations, phases = _write_verify(xbar, targets, tol_s, max_iter, k_max, gain, amplitude, settle, mask, patience)
+        iterations, phases = _write_verify(xbar, targets, tol_s, max_iter, k_max, gain, amplitude, settle, mask, patience,
+                                           step_gains)
     for name, target in targets if method != "write_verify" else []:
         old: DeviceState = getattr(xbar, name)
         if method == "direct":
             state = model.program(old, target, generator=xbar.generator)
         else:
-            state, ph = _open_loop(model, old, target, xbar.generator, k_max, amplitude, mask)
+            gains = None if step_gains is None else (step_gains.gain(name, +1).to(xbar.device),
+                                                      step_gains.gain(name, -1).to(xbar.device))
+            state, ph = _open_loop(model, old, target, xbar.generator, k_max, amplitude, mask, gains)
             iterations, phases = 1, phases + ph
         xbar._set_array(name, state if mask is None else merge_states(old, state, mask))
 
@@ -204,14 +216,21 @@ def program_weights(
     )
 
 
-def _open_loop(model: DeviceModel, state: DeviceState, target: Tensor, gen, k_max: int, amplitude, mask=None):
+def _open_loop(model: DeviceModel, state: DeviceState, target: Tensor, gen, k_max: int, amplitude, mask=None,
+               gains: tuple[Tensor, Tensor] | None = None):
     p = model.params
     top = torch.tensor(p.g_max, dtype=torch.float64)
     bottom = torch.tensor(p.g_min, dtype=torch.float64)
     n_reset = int(math.ceil(-float(model.pulses_needed(top, bottom, amplitude=amplitude))))
     n_reset = max(1, n_reset)
     rows, cols = state.shape
-    if mask is None:  # one parallel RESET phase for the whole array
+    if gains is not None:  # measured steps: a slow device gets more RESET pulses, a fast one fewer SET pulses
+        k_reset = -torch.ceil(n_reset / gains[1].to(torch.float64).clamp(min=0.05)).to(torch.int32)
+        if mask is not None:
+            k_reset = k_reset * mask.to(torch.int32)
+        state = model.apply_pulses(state, k_reset.to(state.device), amplitude=amplitude, generator=gen)
+        reset_phases = DensePhase(k_reset.cpu()).hardware_phases()
+    elif mask is None:  # one parallel RESET phase for the whole array
         # rows driven for all n_reset slots: an aligned phase gives min(row, column) pulses per device
         reset = OuterPhase(torch.full((rows,), n_reset, dtype=torch.int32), torch.full((cols,), -n_reset, dtype=torch.int32))
         counts, _ = reset.coincidences("plus", dtype=state.dtype)
@@ -222,7 +241,10 @@ def _open_loop(model: DeviceModel, state: DeviceState, target: Tensor, gen, k_ma
         state = model.apply_pulses(state, k_reset, amplitude=amplitude, generator=gen)
         reset_phases = DensePhase(k_reset.cpu()).hardware_phases()
     start = torch.full_like(target, p.g_min, dtype=torch.float64)
-    k = model.pulses_needed(start, target, amplitude=amplitude).round().clamp(0, k_max).to(torch.int32)
+    needed = model.pulses_needed(start, target, amplitude=amplitude)
+    if gains is not None:
+        needed = needed / gains[0].to(needed.dtype)
+    k = needed.round().clamp(0, k_max).to(torch.int32)
     if mask is not None:
         k = k * mask.to(torch.int32)
     state = model.apply_pulses(state, k, amplitude=amplitude, generator=gen)
@@ -273,7 +295,7 @@ class VerifyTracker:
 
 
 def _write_verify(xbar, targets, tol_s: float, max_iter: int, k_max: int, gain: float, amplitude, settle: float,
-                  mask: Tensor | None = None, patience: int | None = None):
+                  mask: Tensor | None = None, patience: int | None = None, step_gains=None):
     """Read, compare, pulse and settle, on all arrays together (they share the clock)."""
     model: DeviceModel = xbar.model
     phases = 0
@@ -295,6 +317,10 @@ def _write_verify(xbar, targets, tol_s: float, max_iter: int, k_max: int, gain: 
             return it, phases
         for name, target, g_read, need in pending:
             needed = model.pulses_needed(g_read, target, amplitude=amplitude)
+            if step_gains is not None:  # measured per-device SET / RESET steps (calibration)
+                up = step_gains.gain(name, +1).to(needed.device, needed.dtype)
+                down = step_gains.gain(name, -1).to(needed.device, needed.dtype)
+                needed = torch.where(needed > 0, needed / up, needed / down)
             k = trackers[name].pulses(needed, need, k_max).to(torch.int32)
             xbar._set_array(name, model.apply_pulses(getattr(xbar, name), k, amplitude=amplitude, generator=xbar.generator))
             phases += DensePhase(k.cpu()).hardware_phases()

@@ -1026,7 +1026,7 @@ insitu = true              # true: weights on crossbars of [device]; false: the 
 # quantisation = "stochastic"   # sign, round, stochastic, accumulate
 # scheme = "set_only"           # set_only (with refresh) or bipolar
 # k_max = 8                     # pulses per device per update at most
-# step = "nominal"              # nominal or state_aware
+# step = "nominal"              # nominal, state_aware, calibrated (measured per-device steps) or device
 
 [training]
 epochs = 3                 # passes over the training split, >= 1

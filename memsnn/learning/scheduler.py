@@ -5,7 +5,21 @@ Every in-situ rule ends here (science.md section 2). Given ``dW`` ``[in, out]`` 
 Pulse step. ``dw_pulse`` is the weight change of one pulse: ``scale * |dG| / window_norm`` with
 ``dG`` the mean device's step - at the middle of the window (``step="nominal"``), or at each
 device's current conductance (``step="state_aware"``: the controller tracks conductances, and a
-nonlinear device's shrinking steps are compensated with more pulses).
+nonlinear device's shrinking steps are compensated with more pulses). Two more modes take the
+device-to-device spread of the law into account:
+
+- ``step="calibrated"``: the state-aware step times each device's measured SET / RESET gain
+  (:func:`memsnn.crossbar.calibration.calibrate_steps`, run by :meth:`PulseScheduler.calibrate`
+  on a crossbar's first update: pulses and reads counted, the weights written back), and the
+  refresh's open-loop and verify pulse counts divided by the same gains. On srtio3 the gains
+  spread by about 60 % (the law's ``R0, R1, c`` spread 15 % each), which SET-only pairs turn into
+  weight drift: potentiation and depression SET different devices.
+- ``step="device"``: each device's own law (its sampled parameters) at its conductance - a
+  perfectly characterised array, the upper bound of what calibration can give.
+
+Measured on digits (the ``memsnn compare`` setting, srtio3 defaults; README "Closing the gap"),
+see the numbers there; ``memsnn ablate`` put the device-to-device spread at -5.8 points for SG and
+-6.2 for STDP.
 
 Quantisation of ``n = |dw| / dw_pulse`` into whole pulses ``k`` (then ``min(k, k_max)``):
 
@@ -67,6 +81,7 @@ import torch
 
 from .._random import as_generator
 from ..crossbar.array import Crossbar
+from ..crossbar.calibration import StepCalibration, calibrate_steps
 from ..crossbar.schedule import DensePhase, OuterPhase, PulseSchedule
 from ..params import Params, param
 
@@ -75,6 +90,7 @@ __all__ = ["SchedulerParams", "PulseScheduler", "UpdateStats", "QUANTISATIONS", 
 Tensor = torch.Tensor
 QUANTISATIONS = ("sign", "round", "stochastic", "accumulate")
 SCHEMES = ("set_only", "bipolar")
+STEPS = ("nominal", "state_aware", "calibrated", "device")
 
 
 @dataclass(frozen=True)
@@ -87,12 +103,13 @@ class SchedulerParams(Params):
     sign_threshold: float = param(0.5, unit="pulses", check=">=0", doc="sign: a pulse when |dw| exceeds this many pulse steps")
     scheme: str = param("set_only", check=None, choices=SCHEMES, doc="SET-only with refresh, or bipolar (differential pairs)")
     k_max: int = param(8, unit="pulses", check="int>=1", doc="pulses per device per update at most")
-    step: str = param("nominal", check=None, choices=("nominal", "state_aware"), doc="pulse step from the window middle or each device's state")
+    step: str = param("nominal", check=None, choices=STEPS, doc="pulse step: nominal law at the window middle, at each device's state (state_aware), times each device's measured gain (calibrated), or each device's own law (device)")
     refresh_every: int | None = param(None, unit="updates", check="int>=1", optional=True, doc="SET-only: refresh every N updates (None: only near g_max)")
     refresh_margin: float = param(0.05, unit="1", check="prob", doc="SET-only: refresh pairs with a device within this fraction of the window below g_max")
     refresh_spread: float = param(2.0, unit="sigma", check=">=0", doc="SET-only: the trigger allows for this many standard deviations of the devices' g_max spread")
     refresh_method: str = param("open_loop", check=None, choices=("write_verify", "open_loop", "direct"), doc="how a refresh reprograms the pairs")
     refresh_tol: float = param(0.005, unit="1", check=">0", doc="write-verify tolerance of a refresh (fraction of the window)")
+    calibration_reads: int = param(4, unit="reads", check="int>=1", doc="step='calibrated': reads averaged per point of the step calibration")
     amplitude: float | None = param(None, unit="V", check=">0", optional=True, doc="pulse amplitude (None: the device's defaults)")
     width: float | None = param(None, unit="s", check=">0", optional=True, doc="pulse width (None: the device's default)")
 
@@ -122,6 +139,20 @@ class PulseScheduler:
         self.updates = 0
         # quantisation="accumulate": the change not yet written, per crossbar ([in, out], weight units)
         self.residuals: weakref.WeakKeyDictionary[Crossbar, Tensor] = weakref.WeakKeyDictionary()
+        # step="calibrated": the measured per-device step gains of each crossbar it updates
+        self.calibrations: weakref.WeakKeyDictionary[Crossbar, StepCalibration] = weakref.WeakKeyDictionary()
+
+    def calibrate(self, xbar: Crossbar) -> StepCalibration:
+        """Measure ``xbar``'s per-device SET / RESET step gains now
+        (:func:`~memsnn.crossbar.calibration.calibrate_steps`; the weights are written back with
+        write-verify) and keep them for ``step="calibrated"``. Called by the first update of a
+        crossbar when none is kept; call it again to re-measure (devices age)."""
+        if not hasattr(xbar, "plus") or not hasattr(xbar, "model"):
+            raise ValueError(f"step='calibrated' needs native memsnn crossbars (it measures each device), "
+                             f"got {type(xbar).__name__}")
+        cal = calibrate_steps(xbar, reads=self.params.calibration_reads, amplitude=self.params.amplitude)
+        self.calibrations[xbar] = cal
+        return cal
 
     # ------------------------------------------------------------------------------------------------
     # steps and quantisation
@@ -130,13 +161,21 @@ class PulseScheduler:
         """Weight change (weight units, > 0) of one pulse of ``polarity`` on ``array``: a 0-d tensor
         (nominal) or ``[in, out]`` (state-aware, from each device's current conductance)."""
         model, p = xbar.model, self.params
+        dev, cal = None, None
+        if p.step == "calibrated":  # measured first: the calibration pulses the devices, then restores them
+            cal = self.calibrations.get(xbar) or self.calibrate(xbar)
         if p.step == "nominal":
             g = torch.tensor((model.params.g_min + model.params.g_max) / 2, dtype=torch.float64)
         else:
-            g = model.conductance_longterm(getattr(xbar, array)).to(torch.float64)
             if array == "minus" and xbar.params.mapping != "differential":
                 raise ValueError("a single-device mapping has no minus array to pulse")
-        dg = model.nominal_step(g, polarity, amplitude=p.amplitude, width=p.width).abs()
+            state = getattr(xbar, array)
+            g = model.conductance_longterm(state).to(torch.float64)
+            if p.step == "device":
+                dev = {k: v.to(torch.float64) for k, v in state.dev.items()}
+        dg = model.nominal_step(g, polarity, amplitude=p.amplitude, width=p.width, dev=dev).abs()
+        if cal is not None:
+            dg = dg * cal.gain(array, polarity).to(dg.device, dg.dtype)
         step = xbar.scale * dg / xbar._w_norm
         return step.clamp(min=1e-12 * xbar.scale).to(device=xbar.device, dtype=xbar.dtype)
 
@@ -294,12 +333,14 @@ class PulseScheduler:
         w = xbar.weights()
         pulses0, energy0 = xbar.total_pulses, xbar.energy
         phases = 0
+        # step="calibrated": open-loop and verify pulse counts use the measured per-device steps too
+        kw = {"step_gains": self.calibrations.get(xbar)} if p.step == "calibrated" and p.refresh_method != "direct" else {}
         if p.refresh_method == "write_verify":
             # reset both devices first (open loop: the full RESET train, nothing after it); a
             # verify loop alone cannot bring a device down from near g_max in k_max-pulse steps
             zero = torch.zeros_like(w)
-            phases += xbar.program(zero, method="open_loop", mask=mask, amplitude=p.amplitude).hardware_phases
+            phases += xbar.program(zero, method="open_loop", mask=mask, amplitude=p.amplitude, **kw).hardware_phases
         report = xbar.program(w, method=p.refresh_method, mask=mask, tol=p.refresh_tol,
-                                 amplitude=p.amplitude, settle=0.0, max_iter=20, patience=4)
+                              amplitude=p.amplitude, settle=0.0, max_iter=20, patience=4, **kw)
         n = xbar.in_features * xbar.out_features if mask is None else int(mask.sum())
         return UpdateStats(xbar.total_pulses - pulses0, xbar.energy - energy0, phases + report.hardware_phases, n)

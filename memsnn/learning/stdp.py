@@ -481,7 +481,7 @@ class SupervisedSTDP(Method):
                 self.w[:, idx_t] = w.clamp(*self.w_bounds)
                 continue
             k = len(idx)
-            if self.scheduler.params.step == "state_aware":
+            if self.scheduler.params.step != "nominal":
                 # each device its own count from its own step: one column write per updated neuron
                 # (the rows of a column take causal or other changes - a dense column, not rank-1)
                 dw = torch.zeros(self.n_in, self.n_out, dtype=self.xbar.dtype, device=self.torch_device)

@@ -206,3 +206,48 @@ def test_refresh_trigger_allows_for_the_spread_of_g_max_and_needs_a_common_mode(
     assert torch.equal(nominal, ~low)  # the nominal trigger never fires for them
     beyond = own < g_min + (1 - 0.25) * window  # under even the spread-aware trigger (~0.6 %)
     assert torch.equal(aware, ~beyond) and beyond.double().mean() < 0.02
+
+
+def spread_xbar(shape=(20, 16)):
+    """Linear device with 20 % device-to-device spread of the step and 10 % of the SET/RESET ratio."""
+    model = make_device("ideal", g_min=5e-9, g_max=1e-7, step=1e-10, step_dtod=0.2, up_down_dtod=0.1)
+    xbar = Crossbar(*shape, model, dtype=torch.float64, seed=4)
+    xbar.program(torch.zeros(shape, dtype=torch.float64), method="direct")
+    return xbar
+
+
+@pytest.mark.parametrize("step", ["device", "calibrated"])
+def test_device_and_calibrated_steps_give_each_device_its_own_count(step):
+    """On a linear device, one pulse of device (i, j) moves ``scale_set[i, j] * step``: with
+    ``step="device"`` (its own law) and ``"calibrated"`` (measured gains) a requested change is
+    realised on every device to within one pulse; the nominal law misses by the spread."""
+    xbar = spread_xbar()
+    sched = PulseScheduler(quantisation="round", step=step, k_max=1000, refresh_margin=0.0)
+    if step == "calibrated":
+        cal = sched.calibrate(xbar)
+        assert sched.calibrations[xbar] is cal
+        xbar.program(torch.zeros(xbar.shape, dtype=torch.float64), method="direct")
+    dw = 0.3 * (2 * torch.rand(xbar.shape, generator=torch.Generator().manual_seed(0), dtype=torch.float64) - 1)
+    nominal = spread_xbar()
+    PulseScheduler(quantisation="round", step="state_aware", k_max=1000, refresh_margin=0.0).update(nominal, dw)
+    sched.update(xbar, dw)
+    one_pulse = 1e-10 * 1.6 / 9.5e-8  # the largest device step in weight units (scale 1)
+    assert float((xbar.weights() - dw).abs().max()) < one_pulse
+    assert float((nominal.weights() - dw).abs().max()) > 10 * one_pulse
+
+
+def test_calibrated_step_measures_a_crossbar_on_its_first_update_once():
+    xbar = spread_xbar((6, 5))
+    sched = PulseScheduler(quantisation="round", step="calibrated", k_max=1000)
+    pulses0 = xbar.total_pulses
+    sched.update(xbar, torch.full(xbar.shape, 0.1, dtype=torch.float64))
+    assert xbar in sched.calibrations
+    first = xbar.total_pulses - pulses0
+    assert first > 6 * 5 * 2 * 100  # the calibration's pulses are counted on the crossbar
+    cal = sched.calibrations[xbar]
+    pulses1 = xbar.total_pulses
+    sched.update(xbar, torch.full(xbar.shape, 0.1, dtype=torch.float64))
+    assert sched.calibrations[xbar] is cal  # measured once
+    second = xbar.total_pulses - pulses1  # the update alone: 0.1 of the window is ~95 pulses per device
+    assert 6 * 5 * 60 < second < 6 * 5 * 140 and first > 10 * second
+    assert torch.allclose(cal.gain("plus", +1), xbar.plus.dev["scale_set"], rtol=1e-3)
