@@ -60,21 +60,51 @@ Tensor = torch.Tensor
 class StepCalibration:
     """Measured per-device step gains (equivalent nominal pulses per pulse) and what they cost.
 
-    ``set_gain[name]`` / ``reset_gain[name]`` are ``[in, out]`` tensors per array (``"plus"``, and
-    ``"minus"`` for differential pairs); stuck devices and devices whose measured change was not
-    above the read noise get gain 1 (the nominal law)."""
+    ``set_gain[name]`` / ``reset_gain[name]`` are ``[S, in, out]`` tensors per array (``"plus"``,
+    and ``"minus"`` for differential pairs), one per measured segment of the window, and
+    ``set_level`` / ``reset_level`` the conductance (S) at the middle of each segment, per device.
+    Stuck devices and segments whose measured change was not above the read noise get the mean of
+    the device's valid segments (gain 1, the nominal law, when none is valid)."""
 
     set_gain: dict[str, Tensor]
     reset_gain: dict[str, Tensor]
+    set_level: dict[str, Tensor] = field(default_factory=dict)
+    reset_level: dict[str, Tensor] = field(default_factory=dict)
     pulses: int = 0
     energy_J: float = 0.0
     reads: int = 0
     seconds: float = 0.0  # clock time the settling took
     details: dict = field(default_factory=dict)
 
-    def gain(self, name: str, polarity: int) -> Tensor:
-        """Gains of array ``name`` for SET (``polarity = +1``) or RESET (``-1``)."""
-        return (self.set_gain if polarity > 0 else self.reset_gain)[name]
+    @property
+    def segments(self) -> int:
+        return int(next(iter(self.set_gain.values())).shape[0])
+
+    def gain(self, name: str, polarity: int, g: Tensor | None = None) -> Tensor:
+        """Gains ``[in, out]`` of array ``name`` for SET (``polarity = +1``) or RESET (``-1``): with
+        one segment its gain; with several, linearly interpolated over each device's own segment
+        levels at conductances ``g`` (S, broadcastable to ``[in, out]``; extrapolated linearly
+        beyond the end segments, within half to twice the end segment's gain), or the mean over
+        segments when ``g`` is None."""
+        gains = (self.set_gain if polarity > 0 else self.reset_gain)[name]
+        if gains.shape[0] == 1:
+            return gains[0]
+        if g is None:
+            return gains.mean(dim=0)
+        levels = (self.set_level if polarity > 0 else self.reset_level)[name].to(gains.dtype)
+        order = levels.argsort(dim=0)
+        levels, gains = levels.gather(0, order), gains.gather(0, order)
+        g = torch.as_tensor(g, dtype=gains.dtype, device=gains.device).expand(gains.shape[1:])
+        hi = (g.unsqueeze(0) > levels).sum(dim=0).clamp(1, gains.shape[0] - 1).unsqueeze(0)
+        lo = hi - 1
+        l0, l1 = levels.gather(0, lo)[0], levels.gather(0, hi)[0]
+        a, b = gains.gather(0, lo)[0], gains.gather(0, hi)[0]
+        # linear between segment levels and extrapolated beyond the end segments (the law's gain
+        # varies smoothly), kept within [1/2, 2] of the end segment's gain
+        t = (g - l0) / (l1 - l0).clamp(min=1e-30)
+        out = a + t * (b - a)
+        end = torch.where(t < 0, a, b)
+        return torch.minimum(torch.maximum(out, 0.5 * end), 2.0 * end)
 
 
 def _read_mean(xbar, name: str, reads: int) -> Tensor:
@@ -83,14 +113,19 @@ def _read_mean(xbar, name: str, reads: int) -> Tensor:
     return g
 
 
-def calibrate_steps(xbar, *, pulses: int | None = None, reads: int = 4, settle: float | None = None,
+def calibrate_steps(xbar, *, pulses: int | None = None, segments: int = 1, reads: int = 4, settle: float | None = None,
                     restore: str = "write_verify", amplitude: float | None = None) -> StepCalibration:
     """Measure every device's SET and RESET step gain on ``xbar`` (see the module docstring).
 
     Args:
         xbar: a native :class:`~memsnn.crossbar.Crossbar`.
-        pulses: SET (then RESET) pulses per device in the measurement; None: the nominal count
-            from ``g_min`` to the middle of the window (at least 4).
+        pulses: SET pulses per device in the measurement; None: the nominal count from ``g_min``
+            to the middle of the window with one segment, to 90 % of it with several (at least 4
+            per segment).
+        segments: the SET and the RESET excursion are each read after every ``1 / segments`` of
+            their pulses, giving one gain per segment and device; the scheduler interpolates them
+            at each device's conductance (a device whose exponent differs has a differently
+            shaped law, which one gain per polarity cannot follow).
         reads: reads averaged per measurement point (read noise shrinks as ``1/sqrt(reads)``).
         settle: seconds between the pulses and a read, so the volatile part has relaxed; None:
             ``5 * tau_volatile`` for a device with a volatile part, else 0.
@@ -110,13 +145,15 @@ def calibrate_steps(xbar, *, pulses: int | None = None, reads: int = 4, settle: 
         raise ValueError(f"reads={reads!r} must be an integer >= 1")
     if restore not in ("write_verify", "open_loop", "direct", "none"):
         raise ValueError(f"restore={restore!r} is not allowed: use 'write_verify', 'open_loop', 'direct' or 'none'")
+    if isinstance(segments, bool) or not isinstance(segments, int) or segments < 1:
+        raise ValueError(f"segments={segments!r} must be an integer >= 1")
     p = model.params
+    f64 = lambda v: torch.tensor(float(v), dtype=torch.float64)
+    top = p.g_min + (0.5 if segments == 1 else 0.9) * p.window
     if pulses is None:
-        mid = torch.tensor((p.g_min + p.g_max) / 2, dtype=torch.float64)
-        pulses = max(4, int(round(float(model.pulses_needed(torch.tensor(p.g_min, dtype=torch.float64), mid,
-                                                             amplitude=amplitude)))))
-    if isinstance(pulses, bool) or not isinstance(pulses, int) or pulses < 1:
-        raise ValueError(f"pulses={pulses!r} must be an integer >= 1")
+        pulses = max(4 * segments, int(round(float(model.pulses_needed(f64(p.g_min), f64(top), amplitude=amplitude)))))
+    if isinstance(pulses, bool) or not isinstance(pulses, int) or pulses < segments:
+        raise ValueError(f"pulses={pulses!r} must be an integer >= segments = {segments}")
     if settle is None:
         settle = 5.0 * float(getattr(p, "tau_volatile", 0.0)) if getattr(p, "volatile_ratio", 0.0) > 0 else 0.0
     if not (isinstance(settle, (int, float)) and math.isfinite(settle) and settle >= 0):
@@ -125,9 +162,7 @@ def calibrate_steps(xbar, *, pulses: int | None = None, reads: int = 4, settle: 
     pulses0, energy0, reads0, t0 = xbar.total_pulses, xbar.energy, xbar.reads, xbar.time
     w_before = xbar.weights()
     names = [name for name, _ in xbar._arrays()]
-    n_reset = max(1, int(math.ceil(-float(model.pulses_needed(torch.tensor(p.g_max, dtype=torch.float64),
-                                                                 torch.tensor(p.g_min, dtype=torch.float64),
-                                                                 amplitude=amplitude)))))
+    n_reset = max(1, int(math.ceil(-float(model.pulses_needed(f64(p.g_max), f64(p.g_min), amplitude=amplitude)))))
     full = torch.full(xbar.shape, 1, dtype=torch.int32)
 
     def pulse_all(k: int, wait: bool = True) -> None:
@@ -142,32 +177,50 @@ def calibrate_steps(xbar, *, pulses: int | None = None, reads: int = 4, settle: 
         xbar.reads += reads
         return out
 
+    def chunks(total: int) -> list[int]:
+        return [total // segments + (1 if i < total % segments else 0) for i in range(segments)]
+
     # a read taken ``settle`` s after a pulse sees the new state drifted by the nominal factor
     # ((settle + t0) / t0) ** -nu; the next pulses start from the drifted value the read saw
     nu, t0_drift = float(getattr(p, "drift_nu", 0.0)), float(getattr(p, "drift_t0", 1.0))
     f_drift = ((settle + t0_drift) / t0_drift) ** (-nu) if nu > 0 else 1.0
     pulse_all(-n_reset, wait=False)
     pulse_all(max(1, pulses // 10))  # off the bottom, where the law's coordinate is well defined
-    g_a = read_all()
-    pulse_all(pulses)
-    g_b = read_all()
-    k_down = max(1, pulses // 2)  # half way back: a device whose RESET outpaces its SET stays off the bottom
-    pulse_all(-k_down)
-    g_c = read_all()
+    up_reads, up_k = [read_all()], chunks(pulses)
+    for k in up_k:
+        pulse_all(k)
+        up_reads.append(read_all())
+    # RESET: half way back with one segment, else down to 15 % of the window (nominal count), so
+    # that a device whose RESET outpaces its SET does not reach the bottom, where the change stops
+    k_down = max(segments, pulses // 2 if segments == 1 else
+                 int(round(-float(model.pulses_needed(f64(top), f64(p.g_min + 0.15 * p.window), amplitude=amplitude)))))
+    down_reads, down_k = [up_reads[-1]], chunks(k_down)
+    for k in down_k:
+        pulse_all(-k)
+        down_reads.append(read_all())
 
-    set_gain, reset_gain = {}, {}
-    for name in names:
+    def segment_gains(name: str, path: list[dict[str, Tensor]], ks: list[int], sign: int) -> tuple[Tensor, Tensor]:
         state = getattr(xbar, name)
-        noise = 3.0 * float(p.read_noise_std) * g_b[name].abs() / math.sqrt(reads) if hasattr(p, "read_noise_std") else 0.0
-        n_up = model.pulses_needed(g_a[name], g_b[name] / f_drift, amplitude=amplitude) / pulses
-        n_down = -model.pulses_needed(g_b[name], g_c[name] / f_drift, amplitude=amplitude) / k_down
-        ok_up = ((g_b[name] - g_a[name]) > noise) & (state.stuck == 0) & (n_up > 0)
-        ok_down = ((g_b[name] - g_c[name]) > noise) & (state.stuck == 0) & (n_down > 0)
-        one = torch.ones_like(n_up)
-        set_gain[name] = torch.where(ok_up, n_up, one).to(xbar.dtype)
-        reset_gain[name] = torch.where(ok_down, n_down, one).to(xbar.dtype)
+        gains, levels, valid = [], [], []
+        for s_i, k in enumerate(ks):
+            start, end = path[s_i][name], path[s_i + 1][name] / f_drift
+            noise = 3.0 * float(getattr(p, "read_noise_std", 0.0)) * start.abs() / math.sqrt(reads)
+            n = sign * model.pulses_needed(start, end, amplitude=amplitude) / k
+            valid.append((sign * (end - start) > noise) & (state.stuck == 0) & (n > 0))
+            gains.append(n)
+            levels.append(0.5 * (start + end))
+        gains, levels, valid = torch.stack(gains), torch.stack(levels), torch.stack(valid)
+        n_valid = valid.sum(dim=0)
+        mean = torch.where(n_valid > 0, (gains * valid).sum(dim=0) / n_valid.clamp(min=1), torch.ones_like(gains[0]))
+        return torch.where(valid, gains, mean.expand_as(gains)).to(xbar.dtype), levels.to(xbar.dtype)
 
-    cal = StepCalibration(set_gain, reset_gain, details={"pulses_per_device": pulses, "reads": reads, "settle_s": settle})
+    set_gain, reset_gain, set_level, reset_level = {}, {}, {}, {}
+    for name in names:
+        set_gain[name], set_level[name] = segment_gains(name, up_reads, up_k, +1)
+        reset_gain[name], reset_level[name] = segment_gains(name, down_reads, down_k, -1)
+
+    cal = StepCalibration(set_gain, reset_gain, set_level, reset_level,
+                          details={"pulses_per_device": pulses, "segments": segments, "reads": reads, "settle_s": settle})
     if restore != "none":  # with the gains just measured: fewer verify rounds, so less drift meanwhile
         kw = {} if restore == "direct" else {"step_gains": cal}
         xbar.program(w_before, method=restore, amplitude=amplitude, **kw)

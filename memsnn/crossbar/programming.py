@@ -176,8 +176,10 @@ def program_weights(
         if method == "direct":
             state = model.program(old, target, generator=xbar.generator)
         else:
-            gains = None if step_gains is None else (step_gains.gain(name, +1).to(xbar.device),
-                                                      step_gains.gain(name, -1).to(xbar.device))
+            # SET from the bottom: the gain half way up the path; RESET over the whole window: the mean
+            gains = None if step_gains is None else (
+                step_gains.gain(name, +1, 0.5 * (model.params.g_min + target)).to(xbar.device),
+                step_gains.gain(name, -1).to(xbar.device))
             state, ph = _open_loop(model, old, target, xbar.generator, k_max, amplitude, mask, gains)
             iterations, phases = 1, phases + ph
         xbar._set_array(name, state if mask is None else merge_states(old, state, mask))
@@ -318,8 +320,9 @@ def _write_verify(xbar, targets, tol_s: float, max_iter: int, k_max: int, gain: 
         for name, target, g_read, need in pending:
             needed = model.pulses_needed(g_read, target, amplitude=amplitude)
             if step_gains is not None:  # measured per-device SET / RESET steps (calibration)
-                up = step_gains.gain(name, +1).to(needed.device, needed.dtype)
-                down = step_gains.gain(name, -1).to(needed.device, needed.dtype)
+                mid = 0.5 * (g_read + target)  # the gain half way along the path
+                up = step_gains.gain(name, +1, mid).to(needed.device, needed.dtype)
+                down = step_gains.gain(name, -1, mid).to(needed.device, needed.dtype)
                 needed = torch.where(needed > 0, needed / up, needed / down)
             k = trackers[name].pulses(needed, need, k_max).to(torch.int32)
             xbar._set_array(name, model.apply_pulses(getattr(xbar, name), k, amplitude=amplitude, generator=xbar.generator))

@@ -23,8 +23,9 @@ Rules (``RULES``) and their parameters (``rule_params``: one flat mapping, valid
   (:class:`~memsnn.learning.csdp.CSDP`). Fields of :class:`~memsnn.learning.csdp.CSDPParams` plus
   ``optimizer`` (``sgd`` or ``sign`` in-situ and float; ``adam`` float only). Its own rate code.
 
-In-situ surrogate-gradient methods use :data:`memsnn.learning.sg.DEFAULT_SCHEDULER` unless
-``scheduler`` says otherwise: ``step="state_aware"`` (srtio3's asymmetric law makes a SET step near
+In-situ surrogate-gradient methods use :func:`memsnn.learning.sg.default_scheduler` unless
+``scheduler`` says otherwise: ``step="calibrated"`` (measured per-device steps, on native
+crossbars; see :mod:`memsnn.learning.sg`), on top of state-aware steps (srtio3's asymmetric law makes a SET step near
 g_min 6x a RESET step, and on digits - 64 hidden, T = 10, 3 epochs on 600 samples, noise off -
 state-aware steps reached 84 % against 78 % with nominal ones) and ``k_max=1`` (see that module).
 """
@@ -172,9 +173,9 @@ def build_method(
 
             base = default_scheduler(backend).to_dict()
         else:
-            from ..learning.sg import DEFAULT_SCHEDULER as SG_SCHEDULER
+            from ..learning.sg import default_scheduler as sg_scheduler
 
-            base = SG_SCHEDULER.to_dict()
+            base = sg_scheduler(backend).to_dict()
         scheduler = SchedulerParams(**{**base, **scheduler}) if (scheduler or base) else None
     per_class, extra = _split(rule, rule_params)
     dev = device if insitu else None

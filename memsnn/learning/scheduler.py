@@ -110,6 +110,7 @@ class SchedulerParams(Params):
     refresh_method: str = param("open_loop", check=None, choices=("write_verify", "open_loop", "direct"), doc="how a refresh reprograms the pairs")
     refresh_tol: float = param(0.005, unit="1", check=">0", doc="write-verify tolerance of a refresh (fraction of the window)")
     calibration_reads: int = param(4, unit="reads", check="int>=1", doc="step='calibrated': reads averaged per point of the step calibration")
+    calibration_segments: int = param(1, unit="1", check="int>=1", doc="step='calibrated': window segments measured per polarity (one gain each, interpolated at each device's conductance)")
     amplitude: float | None = param(None, unit="V", check=">0", optional=True, doc="pulse amplitude (None: the device's defaults)")
     width: float | None = param(None, unit="s", check=">0", optional=True, doc="pulse width (None: the device's default)")
 
@@ -150,7 +151,8 @@ class PulseScheduler:
         if not hasattr(xbar, "plus") or not hasattr(xbar, "model"):
             raise ValueError(f"step='calibrated' needs native memsnn crossbars (it measures each device), "
                              f"got {type(xbar).__name__}")
-        cal = calibrate_steps(xbar, reads=self.params.calibration_reads, amplitude=self.params.amplitude)
+        cal = calibrate_steps(xbar, reads=self.params.calibration_reads, segments=self.params.calibration_segments,
+                              amplitude=self.params.amplitude)
         self.calibrations[xbar] = cal
         return cal
 
@@ -175,7 +177,7 @@ class PulseScheduler:
                 dev = {k: v.to(torch.float64) for k, v in state.dev.items()}
         dg = model.nominal_step(g, polarity, amplitude=p.amplitude, width=p.width, dev=dev).abs()
         if cal is not None:
-            dg = dg * cal.gain(array, polarity).to(dg.device, dg.dtype)
+            dg = dg * cal.gain(array, polarity, g).to(dg.device, dg.dtype)
         step = xbar.scale * dg / xbar._w_norm
         return step.clamp(min=1e-12 * xbar.scale).to(device=xbar.device, dtype=xbar.dtype)
 
@@ -294,8 +296,14 @@ class PulseScheduler:
         return stats
 
     def update(self, xbar: Crossbar, dw: Tensor, *, generator=None) -> UpdateStats:
-        """Schedule and apply a dense ``dw``."""
-        return self.apply(xbar, self.dense(xbar, dw, generator=generator))
+        """Schedule and apply a dense ``dw`` (with ``step="calibrated"``, the first update of a
+        crossbar measures it first and its stats include the calibration's pulses and energy)."""
+        stats = UpdateStats()
+        if self.params.step == "calibrated" and xbar not in self.calibrations:
+            cal = self.calibrate(xbar)
+            stats += UpdateStats(cal.pulses, cal.energy_J, 0)
+        stats += self.apply(xbar, self.dense(xbar, dw, generator=generator))
+        return stats
 
     def update_rank1(self, xbar: Crossbar, rows: Tensor, dw_cols: Tensor, *, generator=None) -> UpdateStats:
         """Schedule and apply a rank-1 (or stacked rank-1) update."""

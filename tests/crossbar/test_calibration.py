@@ -101,3 +101,38 @@ def test_single_device_mapping_is_calibrated_too():
     cal = calibrate_steps(xbar, pulses=100, restore="direct")
     assert set(cal.set_gain) == {"plus"}
     assert torch.allclose(cal.gain("plus", +1), xbar.plus.dev["scale_set"], rtol=1e-6)
+
+
+def test_segment_gains_interpolate_between_each_devices_levels():
+    from memsnn.crossbar.calibration import StepCalibration
+
+    levels = torch.tensor([[[1.0, 10.0]], [[3.0, 20.0]], [[5.0, 30.0]]])  # [S=3, 1, 2], per device
+    gains = torch.tensor([[[1.0, 2.0]], [[2.0, 2.0]], [[4.0, 1.0]]])
+    cal = StepCalibration({"plus": gains}, {"plus": gains.flip(0)}, {"plus": levels}, {"plus": levels.flip(0)})
+    assert cal.segments == 3
+    g = torch.tensor([[2.0, 25.0]])
+    assert torch.allclose(cal.gain("plus", +1, g), torch.tensor([[1.5, 1.5]]))
+    assert torch.allclose(cal.gain("plus", -1, g), torch.tensor([[1.5, 1.5]]))  # order of levels does not matter
+    # beyond the ends: linear extrapolation, kept within [1/2, 2] of the end segment's gain
+    assert torch.allclose(cal.gain("plus", +1, torch.tensor([[6.0, 0.0]])), torch.tensor([[5.0, 2.0]]))
+    assert torch.allclose(cal.gain("plus", +1, torch.tensor([[100.0, 100.0]])), torch.tensor([[8.0, 0.5]]))
+    assert torch.allclose(cal.gain("plus", +1), gains.mean(0))
+
+
+def test_segmented_calibration_follows_the_law_inside_the_window_better_than_one_gain():
+    kw = dict(step_std=0.0, read_noise_std=0.0, volatile_ratio=0.0, drift_nu=0.0)
+    errs = {}
+    for segments in (1, 4):
+        xbar = Crossbar(16, 16, make_device("srtio3", **kw), scale=1.0, seed=5)
+        cal = calibrate_steps(xbar, segments=segments, restore="none")
+        st, m = xbar.plus, xbar.model
+        dev = {k: v.double() for k, v in st.dev.items()}
+        g = torch.full(st.shape, 6e-8, dtype=torch.float64)
+        own = m.nominal_step(g, +1, dev=dev) / m.nominal_step(g, +1)
+        errs[segments] = float((cal.gain("plus", +1, g).double() / own - 1).abs().median())
+    # measured: 5.8 % with one gain, 0.2 % with four segments
+    assert errs[4] < 0.02 < errs[1]
+    with pytest.raises(ValueError, match="segments=0"):
+        calibrate_steps(xbar, segments=0)
+    with pytest.raises(ValueError, match="pulses=2 must be an integer >= segments = 4"):
+        calibrate_steps(xbar, segments=4, pulses=2)

@@ -46,13 +46,15 @@ def test_digital_sg_method_matches_the_loop_interface():
 
 
 def test_insitu_sg_default_sends_at_most_one_pulse_per_device_per_update():
-    """The default scheduler (state-aware, k_max=1): a large-lr step on srtio3 would want many
+    """The default scheduler (calibrated state-aware steps, k_max=1): a large-lr step on srtio3 would want many
     pulses per device; each device still gets at most one (refresh off: margin 0, no spread)."""
     data = load_dataset("digits", seed=0)
     sched = DEFAULT_SCHEDULER.replace(refresh_margin=0.0, refresh_spread=0.0)
     m = InSituSG(SpikingNetwork([64, 16, 10], seed=0), "srtio3", Encoder(num_steps=8),
                  params=InSituSGParams(lr=1.0), scheduler=sched)
     assert InSituSG(SpikingNetwork([4, 3], seed=0), "ideal", Encoder(num_steps=4)).schedulers[0].params == DEFAULT_SCHEDULER
+    for sched_l, xbar in zip(m.schedulers, m.crossbars()):  # the calibration's pulses come before
+        sched_l.calibrate(xbar)
     gen = torch.Generator().manual_seed(0)
     for i in range(3):
         before = [{k: v.clone() for k, v in x.pulse_counts().items()} for x in m.crossbars()]
