@@ -110,39 +110,57 @@ def _csv_list(text: str) -> tuple[str, ...]:
     return tuple(s.strip() for s in text.split(",") if s.strip())
 
 
+def _say_dataset(cfg, given_label: str | None, data) -> None:
+    """Print what a CSV dataset became: its label column and how it was chosen, its size."""
+    from .datasets import check_csv_header, is_csv_path
+
+    if not is_csv_path(cfg.dataset):
+        return
+    _, how = check_csv_header(cfg.dataset, given_label)
+    how = "--label-column" if given_label is not None else f"{how}; --label-column NAME picks another"
+    print(f"dataset {cfg.dataset}: label column {cfg.label_column!r} ({how}), {data.n_features} features, "
+          f"{data.n_classes} classes, {len(data.y_train)} train / {len(data.y_test)} test samples")
+
+
 def _cmd_exsitu(args: argparse.Namespace) -> int:
-    from .exsitu import ExSituConfig, run_exsitu
+    from .datasets import dataset_slug
+    from .exsitu import ExSituConfig, load_data, run_exsitu
     from .rundir import new_run_dir
 
-    fields = {"dataset": args.dataset, "epochs": args.epochs, "hidden": args.hidden, "num_steps": args.steps,
+    fields = {"dataset": args.dataset, "label_column": args.label_column, "epochs": args.epochs, "hidden": args.hidden, "num_steps": args.steps,
               "seed": args.seed, "limit": args.limit}
     if args.presets:
         fields["presets"] = _csv_list(args.presets)
     if args.methods:
         fields["methods"] = _csv_list(args.methods)
     cfg = ExSituConfig(**{k: v for k, v in fields.items() if v is not None})  # validates everything first
-    out = new_run_dir(args.out, f"exsitu-{cfg.dataset}")
+    data = load_data(cfg)  # every data check before a run directory exists
+    _say_dataset(cfg, args.label_column, data)
+    out = new_run_dir(args.out, f"exsitu-{dataset_slug(cfg.dataset)}")
     print(f"run directory: {out}")
-    result = run_exsitu(cfg, out_dir=out, progress=not args.quiet)
+    result = run_exsitu(cfg, out_dir=out, progress=not args.quiet, data=data)
     print(f"digital test accuracy: {100 * result.digital_accuracy:.2f} %")
     print(result.summary().to_string(index=False, float_format=lambda v: f"{v:.2f}"))
     return 0
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
-    from .compare import CompareConfig, run_compare
+    from .compare import CompareConfig, load_data, run_compare
+    from .datasets import dataset_slug
     from .rundir import new_run_dir
 
-    fields = {"dataset": args.dataset, "device": args.device, "epochs": args.epochs, "seed": args.seed,
+    fields = {"dataset": args.dataset, "label_column": args.label_column, "device": args.device, "epochs": args.epochs, "seed": args.seed,
               "limit": args.limit, "backend": args.backend, "input_noise": args.input_noise,
               "spike_drop": args.spike_drop, "spike_insert": args.spike_insert, "train_noise": args.train_noise or None}
     if args.rules:
         fields["rules"] = _csv_list(args.rules)
     fields = {k: v for k, v in fields.items() if v is not None}
     cfg = CompareConfig.quick(**fields) if args.quick else CompareConfig(**fields)  # validates first
-    out = new_run_dir(args.out, f"compare-{cfg.dataset}-{cfg.device}")
+    data = load_data(cfg)  # every data check before a run directory exists
+    _say_dataset(cfg, args.label_column, data)
+    out = new_run_dir(args.out, f"compare-{dataset_slug(cfg.dataset)}-{cfg.device}")
     print(f"run directory: {out}")
-    result = run_compare(cfg, out_dir=out, progress=not args.quiet)
+    result = run_compare(cfg, out_dir=out, progress=not args.quiet, data=data)
     show = result.table.copy()
     for col in ("test_acc", "acc_jitter", "acc_after_drift", "acc_noisy"):
         if col in show:
@@ -180,16 +198,18 @@ def _parse_sets(items: Sequence[str]) -> dict[str, str]:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from .config import load_config
+    from .datasets import load_dataset
     from .rundir import new_run_dir
     from .runner import run_experiment
 
     cfg = load_config(args.config)
     if args.set:
         cfg = cfg.with_overrides(_parse_sets(args.set))  # validated before any work
+    data = load_dataset(seed=cfg.seed, **cfg.data.load_kwargs())  # every data check before a run directory
     name = cfg.name or f"{cfg.rule.name}-{cfg.data.dataset}-{cfg.device.preset if cfg.rule.insitu else 'float'}"
     out = new_run_dir(args.out, "".join(c if c.isalnum() or c in "._-" else "_" for c in name))
     print(f"run directory: {out}")
-    metrics = run_experiment(cfg, out, progress=not args.quiet)
+    metrics = run_experiment(cfg, out, progress=not args.quiet, data=data)
     for key, value in metrics.items():
         if isinstance(value, float):
             print(f"{key:>30s}  {value:.4g}")
@@ -318,7 +338,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_export_maps)
 
     p = sub.add_parser("exsitu", help="train an SNN digitally, program it onto crossbars, evaluate under drift")
-    p.add_argument("--dataset", default="digits", help="digits, iris, breast_cancer, patterns_5x3 or fashion_mnist")
+    p.add_argument("--dataset", default="digits",
+                   help="digits, iris, breast_cancer, patterns_5x3, fashion_mnist, or a CSV file (PATH.csv)")
+    p.add_argument("--label-column", metavar="NAME",
+                   help="CSV: the column of class labels (default: 'label' if present, else the last column)")
     p.add_argument("--epochs", type=int, help="BPTT epochs (default 20)")
     p.add_argument("--hidden", type=int, help="hidden neurons (default 128)")
     p.add_argument("--steps", type=int, help="time steps (default 25)")
@@ -331,12 +354,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_exsitu)
 
     p = sub.add_parser("compare", help="in-situ rules vs digital baselines on one dataset and device (the main job)")
-    p.add_argument("--dataset", help="digits (default), iris, breast_cancer, patterns_5x3 or fashion_mnist")
+    p.add_argument("--dataset",
+                   help="digits (default), iris, breast_cancer, patterns_5x3, fashion_mnist, or a CSV file (PATH.csv)")
+    p.add_argument("--label-column", metavar="NAME",
+                   help="CSV: the column of class labels (default: 'label' if present, else the last column)")
     p.add_argument("--device", help="device preset of the in-situ methods (default srtio3)")
     p.add_argument("--epochs", type=int, help="training epochs (default 10; --quick 2)")
     p.add_argument("--rules", help="comma-separated subset of stdp,sg,ssdp,csdp,logreg (default all)")
     p.add_argument("--backend", choices=("native", "aihwkit"),
-                   help="crossbar backend of the in-situ methods (default native; aihwkit: stdp, sg, ssdp)")
+                   help="crossbar backend of the in-situ methods (default native; aihwkit: AnalogTiles)")
     p.add_argument("--limit", type=int, help="keep the first N training samples")
     p.add_argument("--seed", type=int, help="seed (default 0)")
     p.add_argument("--input-noise", type=float, metavar="F",

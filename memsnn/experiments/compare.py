@@ -38,12 +38,12 @@ from ..crossbar.perturb import InputNoise, feature_bounds
 from ..device_models import preset_names
 from ..learning.loop import Method, fit
 from ..params import Params, param
-from .datasets import dataset_names, load_dataset
+from .datasets import Dataset, dataset_errors, dataset_kwargs, load_dataset, default_label_column
 from .exsitu import _markdown
 from .methods import build_method, evaluate
 from .snn_plots import plot_conductance_histograms
 
-__all__ = ["CompareConfig", "CompareResult", "run_compare", "RULES"]
+__all__ = ["CompareConfig", "CompareResult", "run_compare", "load_data", "RULES"]
 
 #: rule name -> the methods it adds to the table
 RULES = {
@@ -61,7 +61,9 @@ class CompareConfig(Params):
 
     _owner = "compare"
 
-    dataset: str = param("digits", check=None, choices=tuple(n for n in dataset_names() if n != "csv"), doc="dataset")
+    dataset: str = param("digits", check=None, doc="dataset name, or the path of a CSV file (one row per sample)")
+    label_column: str | None = param(None, check=None, optional=True,
+                                     doc="CSV only: the label column (None: 'label' if present, else the last column)")
     device: str = param("srtio3", check=None, choices=tuple(preset_names()), doc="device preset of the in-situ methods")
     rules: tuple = param(tuple(RULES), check=None, doc="rules to run")
     epochs: int = param(10, unit="1", check="int>=1", doc="training epochs of every method")
@@ -86,6 +88,7 @@ class CompareConfig(Params):
     def __post_init__(self) -> None:
         if isinstance(self.rules, (list, str)):
             object.__setattr__(self, "rules", tuple([self.rules] if isinstance(self.rules, str) else self.rules))
+        object.__setattr__(self, "label_column", default_label_column(self.dataset, self.label_column))
         super().__post_init__()
 
     def noise(self) -> InputNoise | None:
@@ -94,6 +97,7 @@ class CompareConfig(Params):
         return noise if noise.active else None
 
     def _cross_checks(self) -> Iterator[str]:
+        yield from dataset_errors(self.dataset, self.label_column)
         if self.train_noise and self.noise() is None:
             yield "train_noise=True needs input noise: set input_noise, spike_drop or spike_insert > 0"
         bad = [r for r in self.rules if r not in RULES]
@@ -149,11 +153,18 @@ def _logreg(data, seed: int, noise: InputNoise | None) -> dict:
     return row
 
 
-def run_compare(cfg: CompareConfig | None = None, *, out_dir: str | Path | None = None, progress: bool = True) -> CompareResult:
-    """Run the comparison of the module docstring."""
+def load_data(cfg: CompareConfig) -> Dataset:
+    """The dataset of ``cfg`` (its split and ``limit``); every data check of the loader applies."""
+    return load_dataset(**dataset_kwargs(cfg.dataset, cfg.label_column), seed=cfg.seed, limit=cfg.limit)
+
+
+def run_compare(cfg: CompareConfig | None = None, *, out_dir: str | Path | None = None, progress: bool = True,
+                data: Dataset | None = None) -> CompareResult:
+    """Run the comparison of the module docstring; ``data`` is :func:`load_data` of ``cfg`` when
+    the caller loaded it already (the CLI does, so that bad data stops it before a run directory)."""
     cfg = cfg or CompareConfig()
     torch.manual_seed(cfg.seed)
-    data = load_dataset(cfg.dataset, seed=cfg.seed, limit=cfg.limit)
+    data = data if data is not None else load_data(cfg)
     out = Path(out_dir) if out_dir is not None else None
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)

@@ -50,7 +50,7 @@ from ..crossbar.coding import Encoder
 from ..files import FileExistsRefusal, atomic_path
 from ..learning.loop import Method, fit
 from .config import ExperimentConfig, save_config
-from .datasets import load_dataset
+from .datasets import Dataset, load_dataset
 from .methods import build_method, evaluate
 from .snn_plots import _plt, _save, plot_conductance_histograms
 
@@ -70,13 +70,16 @@ def prepare_out_dir(out_dir: str | os.PathLike) -> Path:
     return out
 
 
-def run_experiment(cfg: ExperimentConfig, out_dir: str | os.PathLike, *, progress: bool = False) -> dict[str, Any]:
+def run_experiment(cfg: ExperimentConfig, out_dir: str | os.PathLike, *, progress: bool = False,
+                   data: Dataset | None = None) -> dict[str, Any]:
     """Run ``cfg`` into ``out_dir`` (new or empty) and return its metrics (see the module docstring).
 
     Args:
         cfg: a validated :class:`~memsnn.experiments.config.ExperimentConfig`.
         out_dir: where every result goes; created if missing.
         progress: show tqdm progress bars of the training epochs.
+        data: the dataset of ``cfg`` (``load_dataset(seed=cfg.seed, **cfg.data.load_kwargs())``)
+            when the caller loaded it already, e.g. to find bad data before making ``out_dir``.
 
     Returns:
         The flat metrics written to ``metrics.json`` (NaN kept as float NaN here).
@@ -95,7 +98,7 @@ def run_experiment(cfg: ExperimentConfig, out_dir: str | os.PathLike, *, progres
     t0 = time.perf_counter()
     save_config(cfg, out / "config.toml")
 
-    data = load_dataset(seed=cfg.seed, **cfg.data.load_kwargs())
+    data = data if data is not None else load_dataset(seed=cfg.seed, **cfg.data.load_kwargs())
     encoder = cfg.encoder_params()
     method = build_method(
         cfg.rule.name, cfg.rule.insitu, data,
