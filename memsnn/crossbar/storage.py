@@ -26,7 +26,7 @@ def save_crossbars(path: str | os.PathLike, layers: dict[str, Crossbar], *, over
     return Path(path)
 
 
-def read_payload(path: str | os.PathLike) -> dict:
+def read_payload(path: str | os.PathLike, what: str = "saved memsnn crossbar") -> dict:
     """The dict a memsnn ``torch.save`` wrote to ``path`` (read with ``weights_only=True``);
     ValueError naming the file when it is not a torch file or does not hold a dict."""
     path = Path(path)
@@ -35,10 +35,10 @@ def read_payload(path: str | os.PathLike) -> dict:
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # not a torch file (text, empty, truncated), or unsafe content
-        raise ValueError(f"{path} is not a saved memsnn crossbar (not a torch file: {type(err).__name__}: "
+        raise ValueError(f"{path} is not a {what} (not a torch file: {type(err).__name__}: "
                          f"{str(err).splitlines()[0] if str(err) else 'unreadable'})") from None
     if not isinstance(data, dict):
-        raise ValueError(f"{path} is not a saved memsnn crossbar (it holds a {type(data).__name__}, not a dict)")
+        raise ValueError(f"{path} is not a {what} (it holds a {type(data).__name__}, not a dict)")
     return data
 
 

@@ -106,6 +106,32 @@ def _cmd_export_maps(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from .trained import evaluate_run
+
+    out = None
+    if args.out:
+        from ..files import check_writable
+
+        out = check_writable(args.out, args.overwrite)  # refuse before any work
+    table = evaluate_run(args.run_dir, times=tuple(args.at), jitter=tuple(args.jitter))
+    show = table.copy()
+    for col in show.columns:
+        if col != "method":
+            show[col] = 100 * show[col].astype(float)
+    print(show.to_string(index=False, float_format=lambda v: f"{v:.2f}"))
+    same = (table.test_acc == table.recorded_test_acc).all()
+    print(f"accuracies in %; acc_at_<t>s: t seconds after the end of training; test_acc "
+          f"{'equals' if same else 'DIFFERS FROM'} the run's recorded test accuracy")
+    if out is not None:
+        from ..files import atomic_path
+
+        with atomic_path(out, args.overwrite) as tmp:
+            table.to_csv(tmp, index=False)
+        print(f"wrote {out}")
+    return 0 if same else 1
+
+
 def _csv_list(text: str) -> tuple[str, ...]:
     return tuple(s.strip() for s in text.split(",") if s.strip())
 
@@ -336,6 +362,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--at", type=float, help="export the conductances this many seconds after the saved time (drift)")
     p.add_argument("--overwrite", action="store_true", help="replace existing files")
     p.set_defaults(func=_cmd_export_maps)
+
+    p = sub.add_parser("evaluate", help="reload a run's trained crossbars and report accuracy at later times, "
+                                        "without training again")
+    p.add_argument("run_dir", metavar="RUN_DIR", help="a run, sweep-run or compare directory (holds trained/)")
+    p.add_argument("--at", type=float, nargs="+", default=[0.0], metavar="SECONDS",
+                   help="seconds after the end of training (0 is always included)")
+    p.add_argument("--jitter", type=float, nargs="+", default=[], metavar="STEPS",
+                   help="also the accuracy with input spikes jittered by this std (time steps)")
+    p.add_argument("--out", help="also write the table to this CSV file")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
+    p.set_defaults(func=_cmd_evaluate)
 
     p = sub.add_parser("exsitu", help="train an SNN digitally, program it onto crossbars, evaluate under drift")
     p.add_argument("--dataset", default="digits",

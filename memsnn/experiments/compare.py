@@ -19,7 +19,10 @@ programming pulses and energy (initial programming included), training pulses pe
 epoch, the update phases (time on hardware), and the wall time. Everything goes to a new run directory:
 ``config.json``, ``compare.csv`` / ``compare.md``, ``history.csv`` (per epoch and method), plots
 (accuracy against epoch per method, conductance histograms of the in-situ arrays), and the final
-conductance maps of every in-situ method under ``maps/``.
+conductance maps of every in-situ method under ``maps/``, and every in-situ method's trained state under
+``trained/`` (``<method>.pt``: its crossbars, read by ``memsnn export-maps``; ``<method>.state.pt``:
+the rest), written when its training ends, so that ``memsnn evaluate DIR --at SECONDS`` re-reads it
+later in time without training again (:mod:`memsnn.experiments.trained`).
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ from .datasets import Dataset, dataset_errors, dataset_kwargs, load_dataset, def
 from .exsitu import _markdown
 from .methods import build_method, evaluate
 from .snn_plots import plot_conductance_histograms
+from .trained import TRAINED_DIR, _slug, save_trained
 
 __all__ = ["CompareConfig", "CompareResult", "run_compare", "load_data", "RULES"]
 
@@ -184,6 +188,8 @@ def run_compare(cfg: CompareConfig | None = None, *, out_dir: str | Path | None 
             histories.append(hist)
             if method.crossbars():
                 in_situ[method.name] = method
+                if out is not None:  # the trained state, before evaluation reads or drifts it
+                    save_trained(method, out / TRAINED_DIR, _slug(method.name))
             m = evaluate(method, data, times=(0.0, cfg.drift_time), jitter=(cfg.jitter,), seed=cfg.seed,
                          pulses_before=before, epochs=epochs, input_noise=cfg.noise())
             row = {"method": method.name, "rule": rule, "device": cfg.device if method.crossbars() else "digital",
