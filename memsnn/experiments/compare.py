@@ -79,7 +79,7 @@ class CompareConfig(Params):
     digital_lr: float = param(2e-3, unit="1", check=">0", doc="Adam learning rate of the digital baseline")
     limit: int | None = param(None, unit="samples", check="int>=1", optional=True, doc="keep the first N training samples")
     drift_time: float = param(86400.0, unit="s", check=">=0", doc="drift before the second evaluation")
-    backend: str = param("native", check=None, choices=("native", "aihwkit"), doc="crossbar backend of the in-situ methods (aihwkit: stdp, sg, ssdp)")
+    backend: str = param("native", check=None, choices=("native", "aihwkit"), doc="crossbar backend of the in-situ methods (aihwkit: AnalogTiles, every rule)")
     jitter: float = param(2.0, unit="steps", check=">=0", doc="std of the input spike-time jitter of the robustness column")
     input_noise: float = param(0.0, unit="1", check=">=0",
                                doc="column acc_noisy: Gaussian feature noise, std as a fraction of each feature's range")
@@ -107,8 +107,6 @@ class CompareConfig(Params):
         bad = [r for r in self.rules if r not in RULES]
         if bad or not self.rules:
             yield f"rules={self.rules!r}: each must be one of {', '.join(RULES)}"
-        if self.backend == "aihwkit" and "csdp" in self.rules:
-            yield "backend='aihwkit' runs the rules stdp, sg and ssdp (csdp is native only): pass --rules stdp,sg,ssdp,logreg"
 
     @classmethod
     def quick(cls, **overrides) -> "CompareConfig":
