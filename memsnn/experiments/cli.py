@@ -75,10 +75,14 @@ def _cmd_fit_device(args: argparse.Namespace) -> int:
     check_writable(out, args.overwrite)
     check_writable(plot, args.overwrite)
     fit = [s.strip() for s in args.fit.split(",") if s.strip()] if args.fit else None
-    result = fit_device(args.data, args.model, fit=fit, fixed=_parse_fixed(args.fix))
+    result = fit_device(args.data, args.model, fit=fit, fixed=_parse_fixed(args.fix), noise=not args.no_noise)
     for name, value in result.values.items():
         print(f"{name:>18s} = {value:.6g} +- {result.stderr[name]:.2g}")
-    print(f"{'rmse':>18s} = {result.rmse:.4g} S over {len(result.data)} points ({result.message})")
+    for name, pop in result.population.items():  # several devices
+        field = f" -> {pop['dtod_field']} = {pop['dtod']:.3g}" if pop["dtod_field"] else " (no d2d field in the preset)"
+        print(f"{name:>18s}: spread between {len(result.devices)} devices {pop['sd_between']:.3g}{field}")
+    print(f"{'rmse':>18s} = {result.rmse:.4g} S (one step ahead) over {len(result.data)} points ({result.message})")
+    print(f"method: {result.method}")
     result.save_json(out, overwrite=args.overwrite)
     result.plot(plot, overwrite=args.overwrite)
     print(f"wrote {out} and {plot}")
@@ -345,13 +349,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="replace existing plots")
     p.set_defaults(func=_cmd_devices)
 
-    p = sub.add_parser("fit-device", help="fit a device model's pulse response to measured data (CSV)")
-    p.add_argument("data", help="CSV with columns pulse, polarity, conductance [, amplitude, width]")
+    p = sub.add_parser("fit-device", help="fit a device model (law, c2c and read noise; with time / device "
+                                          "columns relaxation, drift, d2d spread) to measured pulse data (CSV)")
+    p.add_argument("data", help="CSV with columns pulse, polarity, conductance [, amplitude, width, time (s), device]")
     p.add_argument("--model", default="srtio3", help="preset whose law is fitted (default srtio3)")
     p.add_argument("--out", required=True, help="JSON file for the fitted parameters")
     p.add_argument("--plot", help="PNG of data against fit (default: next to --out)")
     p.add_argument("--fit", help="comma-separated parameters to fit (default: the preset's usual set)")
     p.add_argument("--fix", action="append", default=[], metavar="NAME=VALUE", help="hold a parameter (repeatable)")
+    p.add_argument("--no-noise", action="store_true",
+                   help="hold step_std and read_noise_std at the preset's values instead of estimating them")
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
     p.set_defaults(func=_cmd_fit_device)
 
