@@ -150,8 +150,8 @@ def coverage_run(n_traces, seed):
 
 
 def test_noisy_traces_get_honest_errors_small_version():
-    """12 traces with c2c 0.2 and 1 % read noise: the stated errors hold (least squares on a free
-    run, the old fit, covered r1 in about 2 of 12)."""
+    """12 traces with c2c 0.2 and 1 % read noise: the stated errors hold (the old least-squares
+    fit of a free run stated errors about 5x too small for r1)."""
     covered, bias_in_se = coverage_run(12, seed=11)
     for name in ("r1", "c0", "reset_efficiency", "g_max", "read_noise_std"):
         assert covered[name] >= 9 / 12, (name, covered)
