@@ -366,27 +366,6 @@ def _free_run_fit(df: pd.DataFrame, model: str, names: list[str], p0) -> tuple[d
     return from_x(sol.x), sol
 
 
-def _gradient(f, x: np.ndarray, h: float = 1e-4) -> np.ndarray:
-    """Central-difference gradient of ``f`` at ``x``."""
-    eye = np.eye(len(x)) * h
-    return np.array([(f(x + e) - f(x - e)) / (2 * h) for e in eye])
-
-
-def _hessian(f, x: np.ndarray, h: float = 2e-3) -> np.ndarray:
-    """Central-difference Hessian of ``f`` at ``x`` (scipy.differentiate.hessian needs a
-    vectorised ``f``; the likelihood is evaluated one parameter vector at a time)."""
-    n = len(x)
-    H = np.empty((n, n))
-    f0 = f(x)
-    eye = np.eye(n) * h
-    for i in range(n):
-        H[i, i] = (f(x + eye[i]) - 2 * f0 + f(x - eye[i])) / h**2
-        for j in range(i):
-            H[i, j] = H[j, i] = (f(x + eye[i] + eye[j]) - f(x + eye[i] - eye[j])
-                                 - f(x - eye[i] + eye[j]) + f(x - eye[i] - eye[j])) / (4 * h**2)
-    return H
-
-
 def fit_device(
     data: pd.DataFrame | str | os.PathLike,
     model: str = "srtio3",

@@ -49,11 +49,11 @@ TRAINED_DIR = "trained"
 _FORMAT = "memsnn.method_state"
 _SCALARS = (bool, int, float, str, type(None))
 
-Path_ = tuple  # of (kind, key) steps: ("a", attribute) / ("i", list index) / ("k", dict key)
 
 
 def _walk(obj: Any, path: tuple, seen: set[int]) -> Iterator[tuple[tuple, str, Any]]:
-    """``(path, kind, value)`` for every tensor (``"t"``), generator (``"g"``) and plain value
+    """``(path, kind, value)`` (path: ``(kind, key)`` steps, ``("a", attribute)`` / ``("i", list
+    index)`` / ``("k", dict key)``) for every tensor (``"t"``), generator (``"g"``) and plain value
     (``"v"``: a number, string, None, or a list / tuple of them) below ``obj``'s attributes.
     Crossbars (saved on their own), parameter dataclasses (config), optimisers and objects from
     outside memsnn / torch.nn are not entered."""
