@@ -640,8 +640,18 @@ class Crossbar:
 
     @classmethod
     def load(cls, path: str | os.PathLike, device: torch.device | str = "cpu") -> "Crossbar":
-        data = torch.load(Path(path), map_location="cpu", weights_only=True)
-        return cls.from_state_dict(data, device)
+        """A crossbar :meth:`save` wrote; ValueError naming ``path`` for any other file (a
+        multi-layer file: use :func:`memsnn.crossbar.storage.load_crossbars`)."""
+        from .storage import _MULTI, crossbar_from_payload, read_payload
+
+        path = Path(path)
+        data = read_payload(path)
+        if data.get("format") == _MULTI:
+            raise ValueError(f"{path} holds several crossbars (a multi-layer file): read it with "
+                             "memsnn.crossbar.storage.load_crossbars")
+        if data.get("format") != "memsnn.crossbar":
+            raise ValueError(f"{path} is not a saved memsnn crossbar (format={data.get('format')!r})")
+        return crossbar_from_payload(path, data, device)
 
     def to(self, device: torch.device | str) -> "Crossbar":
         """This crossbar on another torch device (a copy)."""

@@ -9,7 +9,7 @@ import torch
 
 from .array import Crossbar
 
-__all__ = ["load_crossbars", "save_crossbars"]
+__all__ = ["load_crossbars", "save_crossbars", "read_payload"]
 
 _MULTI = "memsnn.crossbars"
 
@@ -26,17 +26,40 @@ def save_crossbars(path: str | os.PathLike, layers: dict[str, Crossbar], *, over
     return Path(path)
 
 
-def _from_file(path: Path, device) -> dict[str, Crossbar]:
+def read_payload(path: str | os.PathLike, what: str = "saved memsnn crossbar") -> dict:
+    """The dict a memsnn ``torch.save`` wrote to ``path`` (read with ``weights_only=True``);
+    ValueError naming the file when it is not a torch file or does not hold a dict."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} does not exist or is not a file")
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # not a torch file, or unsafe content
-        raise ValueError(f"{path} is not a saved memsnn crossbar: {err}") from None
+    except Exception as err:  # not a torch file (text, empty, truncated), or unsafe content
+        raise ValueError(f"{path} is not a {what} (not a torch file: {type(err).__name__}: "
+                         f"{str(err).splitlines()[0] if str(err) else 'unreadable'})") from None
     if not isinstance(data, dict):
-        raise ValueError(f"{path} is not a saved memsnn crossbar")
+        raise ValueError(f"{path} is not a {what} (it holds a {type(data).__name__}, not a dict)")
+    return data
+
+
+def crossbar_from_payload(path: Path, data: dict, device) -> Crossbar:
+    """:meth:`Crossbar.from_state_dict`, with any malformed content reported as a ValueError
+    naming ``path``."""
+    try:
+        return Crossbar.from_state_dict(data, device)
+    except (KeyError, TypeError, ValueError, AttributeError, RuntimeError) as err:
+        raise ValueError(f"{path} is not a valid saved memsnn crossbar: {type(err).__name__}: {err}") from None
+
+
+def _from_file(path: Path, device) -> dict[str, Crossbar]:
+    data = read_payload(path)
     if data.get("format") == "memsnn.crossbar":
-        return {path.stem: Crossbar.from_state_dict(data, device)}
+        return {path.stem: crossbar_from_payload(path, data, device)}
     if data.get("format") == _MULTI:
-        return {name: Crossbar.from_state_dict(d, device) for name, d in data["layers"].items()}
+        layers = data.get("layers")
+        if not isinstance(layers, dict) or not layers:
+            raise ValueError(f"{path} is a multi-layer crossbar file without layers")
+        return {name: crossbar_from_payload(path, d, device) for name, d in layers.items()}
     raise ValueError(f"{path} is not a saved memsnn crossbar (format={data.get('format')!r})")
 
 

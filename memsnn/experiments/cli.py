@@ -75,10 +75,14 @@ def _cmd_fit_device(args: argparse.Namespace) -> int:
     check_writable(out, args.overwrite)
     check_writable(plot, args.overwrite)
     fit = [s.strip() for s in args.fit.split(",") if s.strip()] if args.fit else None
-    result = fit_device(args.data, args.model, fit=fit, fixed=_parse_fixed(args.fix))
+    result = fit_device(args.data, args.model, fit=fit, fixed=_parse_fixed(args.fix), noise=not args.no_noise)
     for name, value in result.values.items():
         print(f"{name:>18s} = {value:.6g} +- {result.stderr[name]:.2g}")
-    print(f"{'rmse':>18s} = {result.rmse:.4g} S over {len(result.data)} points ({result.message})")
+    for name, pop in result.population.items():  # several devices
+        field = f" -> {pop['dtod_field']} = {pop['dtod']:.3g}" if pop["dtod_field"] else " (no d2d field in the preset)"
+        print(f"{name:>18s}: spread between {len(result.devices)} devices {pop['sd_between']:.3g}{field}")
+    print(f"{'rmse':>18s} = {result.rmse:.4g} S (one step ahead) over {len(result.data)} points ({result.message})")
+    print(f"method: {result.method}")
     result.save_json(out, overwrite=args.overwrite)
     result.plot(plot, overwrite=args.overwrite)
     print(f"wrote {out} and {plot}")
@@ -106,43 +110,87 @@ def _cmd_export_maps(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from .trained import evaluate_run
+
+    out = None
+    if args.out:
+        from ..files import check_writable
+
+        out = check_writable(args.out, args.overwrite)  # refuse before any work
+    table = evaluate_run(args.run_dir, times=tuple(args.at), jitter=tuple(args.jitter))
+    show = table.copy()
+    for col in show.columns:
+        if col != "method":
+            show[col] = 100 * show[col].astype(float)
+    print(show.to_string(index=False, float_format=lambda v: f"{v:.2f}"))
+    same = (table.test_acc == table.recorded_test_acc).all()
+    print(f"accuracies in %; acc_at_<t>s: t seconds after the end of training; test_acc "
+          f"{'equals' if same else 'DIFFERS FROM'} the run's recorded test accuracy")
+    if out is not None:
+        from ..files import atomic_path
+
+        with atomic_path(out, args.overwrite) as tmp:
+            table.to_csv(tmp, index=False)
+        print(f"wrote {out}")
+    return 0 if same else 1
+
+
 def _csv_list(text: str) -> tuple[str, ...]:
     return tuple(s.strip() for s in text.split(",") if s.strip())
 
 
+def _say_dataset(cfg, given_label: str | None, data) -> None:
+    """Print what a CSV dataset became: its label column and how it was chosen, its size."""
+    from .datasets import check_csv_header, is_csv_path
+
+    if not is_csv_path(cfg.dataset):
+        return
+    _, how = check_csv_header(cfg.dataset, given_label)
+    how = "--label-column" if given_label is not None else f"{how}; --label-column NAME picks another"
+    print(f"dataset {cfg.dataset}: label column {cfg.label_column!r} ({how}), {data.n_features} features, "
+          f"{data.n_classes} classes, {len(data.y_train)} train / {len(data.y_test)} test samples")
+
+
 def _cmd_exsitu(args: argparse.Namespace) -> int:
-    from .exsitu import ExSituConfig, run_exsitu
+    from .datasets import dataset_slug
+    from .exsitu import ExSituConfig, load_data, run_exsitu
     from .rundir import new_run_dir
 
-    fields = {"dataset": args.dataset, "epochs": args.epochs, "hidden": args.hidden, "num_steps": args.steps,
+    fields = {"dataset": args.dataset, "label_column": args.label_column, "epochs": args.epochs, "hidden": args.hidden, "num_steps": args.steps,
               "seed": args.seed, "limit": args.limit}
     if args.presets:
         fields["presets"] = _csv_list(args.presets)
     if args.methods:
         fields["methods"] = _csv_list(args.methods)
     cfg = ExSituConfig(**{k: v for k, v in fields.items() if v is not None})  # validates everything first
-    out = new_run_dir(args.out, f"exsitu-{cfg.dataset}")
+    data = load_data(cfg)  # every data check before a run directory exists
+    _say_dataset(cfg, args.label_column, data)
+    out = new_run_dir(args.out, f"exsitu-{dataset_slug(cfg.dataset)}")
     print(f"run directory: {out}")
-    result = run_exsitu(cfg, out_dir=out, progress=not args.quiet)
+    result = run_exsitu(cfg, out_dir=out, progress=not args.quiet, data=data)
     print(f"digital test accuracy: {100 * result.digital_accuracy:.2f} %")
     print(result.summary().to_string(index=False, float_format=lambda v: f"{v:.2f}"))
     return 0
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
-    from .compare import CompareConfig, run_compare
+    from .compare import CompareConfig, load_data, run_compare
+    from .datasets import dataset_slug
     from .rundir import new_run_dir
 
-    fields = {"dataset": args.dataset, "device": args.device, "epochs": args.epochs, "seed": args.seed,
+    fields = {"dataset": args.dataset, "label_column": args.label_column, "device": args.device, "epochs": args.epochs, "seed": args.seed,
               "limit": args.limit, "backend": args.backend, "input_noise": args.input_noise,
               "spike_drop": args.spike_drop, "spike_insert": args.spike_insert, "train_noise": args.train_noise or None}
     if args.rules:
         fields["rules"] = _csv_list(args.rules)
     fields = {k: v for k, v in fields.items() if v is not None}
     cfg = CompareConfig.quick(**fields) if args.quick else CompareConfig(**fields)  # validates first
-    out = new_run_dir(args.out, f"compare-{cfg.dataset}-{cfg.device}")
+    data = load_data(cfg)  # every data check before a run directory exists
+    _say_dataset(cfg, args.label_column, data)
+    out = new_run_dir(args.out, f"compare-{dataset_slug(cfg.dataset)}-{cfg.device}")
     print(f"run directory: {out}")
-    result = run_compare(cfg, out_dir=out, progress=not args.quiet)
+    result = run_compare(cfg, out_dir=out, progress=not args.quiet, data=data)
     show = result.table.copy()
     for col in ("test_acc", "acc_jitter", "acc_after_drift", "acc_noisy"):
         if col in show:
@@ -180,16 +228,18 @@ def _parse_sets(items: Sequence[str]) -> dict[str, str]:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from .config import load_config
+    from .datasets import load_dataset
     from .rundir import new_run_dir
     from .runner import run_experiment
 
     cfg = load_config(args.config)
     if args.set:
         cfg = cfg.with_overrides(_parse_sets(args.set))  # validated before any work
+    data = load_dataset(seed=cfg.seed, **cfg.data.load_kwargs())  # every data check before a run directory
     name = cfg.name or f"{cfg.rule.name}-{cfg.data.dataset}-{cfg.device.preset if cfg.rule.insitu else 'float'}"
     out = new_run_dir(args.out, "".join(c if c.isalnum() or c in "._-" else "_" for c in name))
     print(f"run directory: {out}")
-    metrics = run_experiment(cfg, out, progress=not args.quiet)
+    metrics = run_experiment(cfg, out, progress=not args.quiet, data=data)
     for key, value in metrics.items():
         if isinstance(value, float):
             print(f"{key:>30s}  {value:.4g}")
@@ -299,13 +349,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="replace existing plots")
     p.set_defaults(func=_cmd_devices)
 
-    p = sub.add_parser("fit-device", help="fit a device model's pulse response to measured data (CSV)")
-    p.add_argument("data", help="CSV with columns pulse, polarity, conductance [, amplitude, width]")
+    p = sub.add_parser("fit-device", help="fit a device model (law, c2c and read noise; with time / device "
+                                          "columns relaxation, drift, d2d spread) to measured pulse data (CSV)")
+    p.add_argument("data", help="CSV with columns pulse, polarity, conductance [, amplitude, width, time (s), device]")
     p.add_argument("--model", default="srtio3", help="preset whose law is fitted (default srtio3)")
     p.add_argument("--out", required=True, help="JSON file for the fitted parameters")
     p.add_argument("--plot", help="PNG of data against fit (default: next to --out)")
     p.add_argument("--fit", help="comma-separated parameters to fit (default: the preset's usual set)")
     p.add_argument("--fix", action="append", default=[], metavar="NAME=VALUE", help="hold a parameter (repeatable)")
+    p.add_argument("--no-noise", action="store_true",
+                   help="hold step_std and read_noise_std at the preset's values instead of estimating them")
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
     p.set_defaults(func=_cmd_fit_device)
 
@@ -317,8 +370,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="replace existing files")
     p.set_defaults(func=_cmd_export_maps)
 
+    p = sub.add_parser("evaluate", help="reload a run's trained crossbars and report accuracy at later times, "
+                                        "without training again")
+    p.add_argument("run_dir", metavar="RUN_DIR", help="a run, sweep-run or compare directory (holds trained/)")
+    p.add_argument("--at", type=float, nargs="+", default=[0.0], metavar="SECONDS",
+                   help="seconds after the end of training (0 is always included)")
+    p.add_argument("--jitter", type=float, nargs="+", default=[], metavar="STEPS",
+                   help="also the accuracy with input spikes jittered by this std (time steps)")
+    p.add_argument("--out", help="also write the table to this CSV file")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
+    p.set_defaults(func=_cmd_evaluate)
+
     p = sub.add_parser("exsitu", help="train an SNN digitally, program it onto crossbars, evaluate under drift")
-    p.add_argument("--dataset", default="digits", help="digits, iris, breast_cancer, patterns_5x3 or fashion_mnist")
+    p.add_argument("--dataset", default="digits",
+                   help="digits, iris, breast_cancer, patterns_5x3, fashion_mnist, or a CSV file (PATH.csv)")
+    p.add_argument("--label-column", metavar="NAME",
+                   help="CSV: the column of class labels (default: 'label' if present, else the last column)")
     p.add_argument("--epochs", type=int, help="BPTT epochs (default 20)")
     p.add_argument("--hidden", type=int, help="hidden neurons (default 128)")
     p.add_argument("--steps", type=int, help="time steps (default 25)")
@@ -331,12 +398,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_exsitu)
 
     p = sub.add_parser("compare", help="in-situ rules vs digital baselines on one dataset and device (the main job)")
-    p.add_argument("--dataset", help="digits (default), iris, breast_cancer, patterns_5x3 or fashion_mnist")
+    p.add_argument("--dataset",
+                   help="digits (default), iris, breast_cancer, patterns_5x3, fashion_mnist, or a CSV file (PATH.csv)")
+    p.add_argument("--label-column", metavar="NAME",
+                   help="CSV: the column of class labels (default: 'label' if present, else the last column)")
     p.add_argument("--device", help="device preset of the in-situ methods (default srtio3)")
     p.add_argument("--epochs", type=int, help="training epochs (default 10; --quick 2)")
     p.add_argument("--rules", help="comma-separated subset of stdp,sg,ssdp,csdp,logreg (default all)")
     p.add_argument("--backend", choices=("native", "aihwkit"),
-                   help="crossbar backend of the in-situ methods (default native; aihwkit: stdp, sg, ssdp)")
+                   help="crossbar backend of the in-situ methods (default native; aihwkit: AnalogTiles)")
     p.add_argument("--limit", type=int, help="keep the first N training samples")
     p.add_argument("--seed", type=int, help="seed (default 0)")
     p.add_argument("--input-noise", type=float, metavar="F",

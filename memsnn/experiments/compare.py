@@ -19,7 +19,10 @@ programming pulses and energy (initial programming included), training pulses pe
 epoch, the update phases (time on hardware), and the wall time. Everything goes to a new run directory:
 ``config.json``, ``compare.csv`` / ``compare.md``, ``history.csv`` (per epoch and method), plots
 (accuracy against epoch per method, conductance histograms of the in-situ arrays), and the final
-conductance maps of every in-situ method under ``maps/``.
+conductance maps of every in-situ method under ``maps/``, and every in-situ method's trained state under
+``trained/`` (``<method>.pt``: its crossbars, read by ``memsnn export-maps``; ``<method>.state.pt``:
+the rest), written when its training ends, so that ``memsnn evaluate DIR --at SECONDS`` re-reads it
+later in time without training again (:mod:`memsnn.experiments.trained`).
 """
 
 from __future__ import annotations
@@ -38,12 +41,13 @@ from ..crossbar.perturb import InputNoise, feature_bounds
 from ..device_models import preset_names
 from ..learning.loop import Method, fit
 from ..params import Params, param
-from .datasets import dataset_names, load_dataset
+from .datasets import Dataset, dataset_errors, dataset_kwargs, load_dataset, default_label_column
 from .exsitu import _markdown
 from .methods import build_method, evaluate
 from .snn_plots import plot_conductance_histograms
+from .trained import TRAINED_DIR, _slug, save_trained
 
-__all__ = ["CompareConfig", "CompareResult", "run_compare", "RULES"]
+__all__ = ["CompareConfig", "CompareResult", "run_compare", "load_data", "RULES"]
 
 #: rule name -> the methods it adds to the table
 RULES = {
@@ -61,7 +65,9 @@ class CompareConfig(Params):
 
     _owner = "compare"
 
-    dataset: str = param("digits", check=None, choices=tuple(n for n in dataset_names() if n != "csv"), doc="dataset")
+    dataset: str = param("digits", check=None, doc="dataset name, or the path of a CSV file (one row per sample)")
+    label_column: str | None = param(None, check=None, optional=True,
+                                     doc="CSV only: the label column (None: 'label' if present, else the last column)")
     device: str = param("srtio3", check=None, choices=tuple(preset_names()), doc="device preset of the in-situ methods")
     rules: tuple = param(tuple(RULES), check=None, doc="rules to run")
     epochs: int = param(10, unit="1", check="int>=1", doc="training epochs of every method")
@@ -73,7 +79,7 @@ class CompareConfig(Params):
     digital_lr: float = param(2e-3, unit="1", check=">0", doc="Adam learning rate of the digital baseline")
     limit: int | None = param(None, unit="samples", check="int>=1", optional=True, doc="keep the first N training samples")
     drift_time: float = param(86400.0, unit="s", check=">=0", doc="drift before the second evaluation")
-    backend: str = param("native", check=None, choices=("native", "aihwkit"), doc="crossbar backend of the in-situ methods (aihwkit: stdp, sg, ssdp)")
+    backend: str = param("native", check=None, choices=("native", "aihwkit"), doc="crossbar backend of the in-situ methods (aihwkit: AnalogTiles, every rule)")
     jitter: float = param(2.0, unit="steps", check=">=0", doc="std of the input spike-time jitter of the robustness column")
     input_noise: float = param(0.0, unit="1", check=">=0",
                                doc="column acc_noisy: Gaussian feature noise, std as a fraction of each feature's range")
@@ -86,6 +92,7 @@ class CompareConfig(Params):
     def __post_init__(self) -> None:
         if isinstance(self.rules, (list, str)):
             object.__setattr__(self, "rules", tuple([self.rules] if isinstance(self.rules, str) else self.rules))
+        object.__setattr__(self, "label_column", default_label_column(self.dataset, self.label_column))
         super().__post_init__()
 
     def noise(self) -> InputNoise | None:
@@ -94,13 +101,12 @@ class CompareConfig(Params):
         return noise if noise.active else None
 
     def _cross_checks(self) -> Iterator[str]:
+        yield from dataset_errors(self.dataset, self.label_column)
         if self.train_noise and self.noise() is None:
             yield "train_noise=True needs input noise: set input_noise, spike_drop or spike_insert > 0"
         bad = [r for r in self.rules if r not in RULES]
         if bad or not self.rules:
             yield f"rules={self.rules!r}: each must be one of {', '.join(RULES)}"
-        if self.backend == "aihwkit" and "csdp" in self.rules:
-            yield "backend='aihwkit' runs the rules stdp, sg and ssdp (csdp is native only): pass --rules stdp,sg,ssdp,logreg"
 
     @classmethod
     def quick(cls, **overrides) -> "CompareConfig":
@@ -149,11 +155,18 @@ def _logreg(data, seed: int, noise: InputNoise | None) -> dict:
     return row
 
 
-def run_compare(cfg: CompareConfig | None = None, *, out_dir: str | Path | None = None, progress: bool = True) -> CompareResult:
-    """Run the comparison of the module docstring."""
+def load_data(cfg: CompareConfig) -> Dataset:
+    """The dataset of ``cfg`` (its split and ``limit``); every data check of the loader applies."""
+    return load_dataset(**dataset_kwargs(cfg.dataset, cfg.label_column), seed=cfg.seed, limit=cfg.limit)
+
+
+def run_compare(cfg: CompareConfig | None = None, *, out_dir: str | Path | None = None, progress: bool = True,
+                data: Dataset | None = None) -> CompareResult:
+    """Run the comparison of the module docstring; ``data`` is :func:`load_data` of ``cfg`` when
+    the caller loaded it already (the CLI does, so that bad data stops it before a run directory)."""
     cfg = cfg or CompareConfig()
     torch.manual_seed(cfg.seed)
-    data = load_dataset(cfg.dataset, seed=cfg.seed, limit=cfg.limit)
+    data = data if data is not None else load_data(cfg)
     out = Path(out_dir) if out_dir is not None else None
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
@@ -173,6 +186,8 @@ def run_compare(cfg: CompareConfig | None = None, *, out_dir: str | Path | None 
             histories.append(hist)
             if method.crossbars():
                 in_situ[method.name] = method
+                if out is not None:  # the trained state, before evaluation reads or drifts it
+                    save_trained(method, out / TRAINED_DIR, _slug(method.name))
             m = evaluate(method, data, times=(0.0, cfg.drift_time), jitter=(cfg.jitter,), seed=cfg.seed,
                          pulses_before=before, epochs=epochs, input_noise=cfg.noise())
             row = {"method": method.name, "rule": rule, "device": cfg.device if method.crossbars() else "digital",

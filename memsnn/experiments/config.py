@@ -82,7 +82,7 @@ from ..device_models.presets import PRESETS
 from ..files import atomic_path
 from ..learning.scheduler import SchedulerParams
 from ..params import ParameterError, Params, _check_field, param, unknown_key_message
-from .datasets import SCALINGS, _check_args, dataset_names
+from .datasets import SCALINGS, _check_args, check_csv_header, dataset_names
 from .methods import EXTRA_FIELDS, RULES, rule_param_fields, rule_params_errors
 
 __all__ = [
@@ -377,6 +377,8 @@ class DataSection(_Section):
         try:  # the loader's own argument rules (csv needs path and label_column, ...)
             _check_args(self.dataset, 0, self.test_fraction, self.scaling, self.path, self.label_column, self.limit,
                         self.classes)
+            if self.dataset == "csv":  # the header only: a missing label column is found before any run
+                check_csv_header(self.path, self.label_column)
         except (ValueError, TypeError, FileNotFoundError) as err:
             yield str(err)
 

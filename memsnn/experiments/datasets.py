@@ -48,6 +48,13 @@ __all__ = [
     "FASHION_MNIST_CLASSES",
     "PATTERNS_5X3",
     "SCALINGS",
+    "check_csv_header",
+    "csv_columns",
+    "dataset_errors",
+    "dataset_kwargs",
+    "default_label_column",
+    "dataset_slug",
+    "is_csv_path",
 ]
 
 #: Where Debian's package ``dataset-fashion-mnist`` installs the Fashion-MNIST IDX files.
@@ -525,6 +532,111 @@ def _read_fashion_mnist(directory: Path, limit: int | None, keep: list[int] | No
     )
 
 
+def _check_label_column(path: Path, columns: list[str], label_column: str) -> None:
+    if label_column not in columns:
+        close = difflib.get_close_matches(label_column, columns, n=1, cutoff=0.5)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise ValueError(
+            f"label_column {label_column!r} is not a column of {str(path)!r}{hint} "
+            f"(columns: {', '.join(map(repr, columns))})"
+        )
+
+
+def csv_columns(path: str | os.PathLike) -> list[str]:
+    """The column names of CSV file ``path``, read from its header only (the rows are not read)."""
+    import pandas as pd
+
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"CSV file {str(path)!r} does not exist or is not a file")
+    try:
+        return [str(c) for c in pd.read_csv(path, nrows=0).columns]
+    except pd.errors.EmptyDataError:
+        raise ValueError(f"CSV file {str(path)!r} is empty") from None
+    except (pd.errors.ParserError, UnicodeDecodeError) as err:
+        raise ValueError(f"CSV file {str(path)!r} cannot be parsed: {err}") from None
+
+
+def check_csv_header(path: str | os.PathLike, label_column: str | None = None) -> tuple[str, str]:
+    """Check the header of CSV file ``path`` and choose its label column, reading no data rows.
+
+    ``label_column`` must be a column; None picks ``"label"`` when there is such a column, else
+    the last column. Returns ``(label column, how it was chosen)``, the second a phrase for the
+    user (``"given"``, ``"the column named 'label'"``, ``"the last column"``).
+
+    Raises:
+        FileNotFoundError: no such file. ValueError: empty, unparsable, a missing label column
+        (with the closest name and every column), or no feature column besides the label.
+    """
+    columns = csv_columns(path)
+    if label_column is not None:
+        if not isinstance(label_column, str):
+            raise TypeError(f"label_column must be a string, got {type(label_column).__name__} {label_column!r}")
+        how = "given"
+    elif "label" in columns:
+        label_column, how = "label", "the column named 'label'"
+    elif columns:
+        label_column, how = columns[-1], "the last column"
+    else:
+        raise ValueError(f"CSV file {str(path)!r} has no columns")
+    _check_label_column(Path(path), columns, label_column)
+    if len(columns) < 2:
+        raise ValueError(f"CSV file {str(path)!r} has no feature columns besides label column {label_column!r}")
+    return label_column, how
+
+
+def is_csv_path(dataset: str) -> bool:
+    """True when ``dataset`` names a file rather than a built-in dataset: it ends in ``.csv``
+    (any case) or holds a path separator."""
+    return isinstance(dataset, str) and dataset not in _NAMES and (
+        dataset.lower().endswith(".csv") or os.sep in dataset or "/" in dataset)
+
+
+def dataset_kwargs(dataset: str, label_column: str | None = None) -> dict:
+    """:func:`load_dataset` keywords (``name``, ``path``, ``label_column``) for ``dataset``: a
+    dataset name (not ``"csv"``), or the path of a CSV file whose header is checked now
+    (:func:`check_csv_header`; ``label_column`` None: ``label`` if present, else the last column).
+
+    Raises the loader's named errors; an unknown name lists the names and says a CSV path is
+    allowed too."""
+    if is_csv_path(dataset):
+        label, _ = check_csv_header(dataset, label_column)
+        return {"name": "csv", "path": str(dataset), "label_column": label}
+    names = [n for n in _NAMES if n != "csv"]
+    if dataset not in names:
+        raise ValueError(f"dataset={dataset!r} is not allowed: must be one of {', '.join(names)}, or the path "
+                         "of a CSV file (ending in .csv)")
+    if label_column is not None:
+        raise ValueError(f"label_column={label_column!r} is only used with a CSV file, not dataset {dataset!r}")
+    return {"name": dataset}
+
+
+def dataset_errors(dataset, label_column: str | None = None) -> list[str]:
+    """The problems :func:`dataset_kwargs` would raise, as messages (empty when fine)."""
+    try:
+        dataset_kwargs(dataset, label_column)
+    except (ValueError, TypeError, FileNotFoundError) as err:
+        return [str(err)]
+    return []
+
+
+def default_label_column(dataset, label_column: str | None = None) -> str | None:
+    """``label_column``, or for a CSV path without one the column :func:`check_csv_header` picks
+    (None where the header cannot be read: :func:`dataset_errors` reports why)."""
+    if label_column is not None or not is_csv_path(dataset):
+        return label_column
+    try:
+        return check_csv_header(dataset)[0]
+    except (ValueError, TypeError, FileNotFoundError):
+        return None
+
+
+def dataset_slug(dataset: str) -> str:
+    """A short name for run directories: the dataset name, or a CSV file's stem (letters, digits,
+    '.', '_' and '-' only)."""
+    text = Path(dataset).stem if is_csv_path(dataset) else dataset
+    return "".join(c if c.isalnum() or c in "._-" else "_" for c in text) or "csv"
+
+
 def _read_csv(path: Path, label_column: str):
     import pandas as pd
 
@@ -534,13 +646,7 @@ def _read_csv(path: Path, label_column: str):
         raise ValueError(f"CSV file {str(path)!r} is empty") from None
     columns = [str(c) for c in df.columns]
     df.columns = columns
-    if label_column not in columns:
-        close = difflib.get_close_matches(label_column, columns, n=1, cutoff=0.5)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
-        raise ValueError(
-            f"label_column {label_column!r} is not a column of {str(path)!r}{hint} "
-            f"(columns: {', '.join(map(repr, columns))})"
-        )
+    _check_label_column(path, columns, label_column)
     if len(df) == 0:
         raise ValueError(f"CSV file {str(path)!r} has a header but no data rows")
     feature_cols = [c for c in columns if c != label_column]

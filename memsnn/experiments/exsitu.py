@@ -36,11 +36,11 @@ from ..crossbar.storage import save_crossbars
 from ..device_models import preset_names
 from ..learning.bptt import evaluate, train_bptt
 from ..params import Params, param
-from .datasets import dataset_names, load_dataset
+from .datasets import Dataset, dataset_errors, dataset_kwargs, default_label_column, load_dataset
 from .snn_plots import (TIME_LABELS, plot_accuracy_vs_time, plot_conductance_histograms, plot_raster,
                         plot_weight_histograms)
 
-__all__ = ["ExSituConfig", "ExSituResult", "run_exsitu", "DEFAULT_TIMES"]
+__all__ = ["ExSituConfig", "ExSituResult", "run_exsitu", "load_data", "DEFAULT_TIMES"]
 
 DEFAULT_TIMES = (0.0, 1.0, 3600.0, 86400.0, 2.592e6, 3.1536e7)
 
@@ -51,7 +51,9 @@ class ExSituConfig(Params):
 
     _owner = "exsitu"
 
-    dataset: str = param("digits", check=None, choices=tuple(n for n in dataset_names() if n != "csv"), doc="dataset")
+    dataset: str = param("digits", check=None, doc="dataset name, or the path of a CSV file (one row per sample)")
+    label_column: str | None = param(None, check=None, optional=True,
+                                     doc="CSV only: the label column (None: 'label' if present, else the last column)")
     limit: int | None = param(None, unit="samples", check="int>=1", optional=True, doc="keep the first N training samples (quick runs)")
     hidden: int = param(128, unit="neurons", check="int>=1", doc="hidden layer width (one hidden layer)")
     num_steps: int = param(25, unit="steps", check="int>=1", doc="time steps T")
@@ -71,11 +73,13 @@ class ExSituConfig(Params):
         for name in ("presets", "methods", "times"):
             if isinstance(getattr(self, name), list):
                 object.__setattr__(self, name, tuple(getattr(self, name)))
+        object.__setattr__(self, "label_column", default_label_column(self.dataset, self.label_column))
         super().__post_init__()
 
     def _cross_checks(self) -> Iterator[str]:
         from ..crossbar.programming import METHODS
 
+        yield from dataset_errors(self.dataset, self.label_column)
         bad = [p for p in self.presets if p not in preset_names()]
         if bad or not self.presets:
             yield f"presets={self.presets!r}: each must be one of {', '.join(preset_names())}"
@@ -118,12 +122,18 @@ def _markdown(df: pd.DataFrame) -> str:
     return "\n".join(lines) + "\n"
 
 
+def load_data(cfg: ExSituConfig) -> Dataset:
+    """The dataset of ``cfg`` (its split and ``limit``); every data check of the loader applies."""
+    return load_dataset(**dataset_kwargs(cfg.dataset, cfg.label_column), seed=cfg.seed, limit=cfg.limit)
+
+
 def run_exsitu(cfg: ExSituConfig | None = None, *, out_dir: str | Path | None = None, progress: bool = True,
-               network: SpikingNetwork | None = None) -> ExSituResult:
-    """Run the experiment of the module docstring; ``network`` skips training (it must fit the data)."""
+               network: SpikingNetwork | None = None, data: Dataset | None = None) -> ExSituResult:
+    """Run the experiment of the module docstring; ``network`` skips training (it must fit the
+    data); ``data`` is :func:`load_data` of ``cfg`` when the caller loaded it already."""
     cfg = cfg or ExSituConfig()
     torch.manual_seed(cfg.seed)
-    data = load_dataset(cfg.dataset, seed=cfg.seed, limit=cfg.limit)
+    data = data if data is not None else load_data(cfg)
     enc = Encoder(kind=cfg.encoding, num_steps=cfg.num_steps)
     out = Path(out_dir) if out_dir is not None else None
     if out is not None:

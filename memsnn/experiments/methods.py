@@ -149,15 +149,12 @@ def build_method(
             (default).
         crossbar, periphery: array settings.
         seed: initial weights, device sampling, spikes.
-        backend: ``"native"`` crossbars or ``"aihwkit"`` analog tiles (stdp, sg, ssdp; csdp is
-            native only).
+        backend: ``"native"`` crossbars or ``"aihwkit"`` analog tiles (every rule).
         epochs: the training epochs the method will get; in-situ sg / ssdp anneal their learning
             rate over them unless ``rule_params`` sets ``anneal_epochs`` (None: its default, 10).
     """
     if backend not in ("native", "aihwkit"):
         raise ValueError(f"backend={backend!r} is not allowed: use 'native' or 'aihwkit'")
-    if backend != "native" and rule == "csdp" and insitu:
-        raise ValueError("backend='aihwkit' is not wired for csdp; use rules stdp, sg or ssdp with it")
     rule_params = dict(rule_params or {})
     errors = rule_params_errors(rule, rule_params, insitu=insitu)
     if errors:
@@ -190,7 +187,7 @@ def build_method(
 
         return CSDP(data.n_features, data.n_classes, hidden, device=dev, optimizer=extra["optimizer"],
                     params=CSDPParams(**per_class[CSDPParams]), scheduler=scheduler if insitu else None,
-                    crossbar_params=crossbar, periphery=periphery, seed=seed)
+                    crossbar_params=crossbar, periphery=periphery, seed=seed, backend=backend)
     # surrogate-gradient rules
     from ..learning.sg import DigitalSG, InSituSG
     from ..learning.ssdp import DigitalSSDP, InSituSSDP

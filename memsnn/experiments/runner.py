@@ -14,6 +14,11 @@ jitter, and after each evaluation time of drift) and writes, into ``out_dir``:
 ``maps/``                      in-situ runs: ``layer<i>_maps.npz`` and per-tile PNGs of G+, G-
                                and the weights of every crossbar at the end of training (before
                                the evaluation's drift), and ``conductance_histograms.png``
+``trained/``                  in-situ runs: ``crossbars.pt`` (the trained crossbars, read by
+                               ``memsnn export-maps``) and ``crossbars.state.pt`` (the rest of
+                               the trained state), written when training ends; ``memsnn
+                               evaluate RUN_DIR --at SECONDS`` reloads them
+                               (:mod:`memsnn.experiments.trained`)
 ``pulse_summary.csv``          in-situ runs: per crossbar (``layer<i>``) and in total: devices,
                                SET / RESET pulses, energy (J), pulses per device (mean, max);
                                ``phases`` (training update phases) in the total row
@@ -50,11 +55,12 @@ from ..crossbar.coding import Encoder
 from ..files import FileExistsRefusal, atomic_path
 from ..learning.loop import Method, fit
 from .config import ExperimentConfig, save_config
-from .datasets import load_dataset
+from .datasets import Dataset, load_dataset
 from .methods import build_method, evaluate
 from .snn_plots import _plt, _save, plot_conductance_histograms
+from .trained import TRAINED_DIR, save_trained
 
-__all__ = ["run_experiment", "prepare_out_dir"]
+__all__ = ["run_experiment", "prepare_out_dir", "build_from_config"]
 
 
 def prepare_out_dir(out_dir: str | os.PathLike) -> Path:
@@ -70,13 +76,16 @@ def prepare_out_dir(out_dir: str | os.PathLike) -> Path:
     return out
 
 
-def run_experiment(cfg: ExperimentConfig, out_dir: str | os.PathLike, *, progress: bool = False) -> dict[str, Any]:
+def run_experiment(cfg: ExperimentConfig, out_dir: str | os.PathLike, *, progress: bool = False,
+                   data: Dataset | None = None) -> dict[str, Any]:
     """Run ``cfg`` into ``out_dir`` (new or empty) and return its metrics (see the module docstring).
 
     Args:
         cfg: a validated :class:`~memsnn.experiments.config.ExperimentConfig`.
         out_dir: where every result goes; created if missing.
         progress: show tqdm progress bars of the training epochs.
+        data: the dataset of ``cfg`` (``load_dataset(seed=cfg.seed, **cfg.data.load_kwargs())``)
+            when the caller loaded it already, e.g. to find bad data before making ``out_dir``.
 
     Returns:
         The flat metrics written to ``metrics.json`` (NaN kept as float NaN here).
@@ -95,17 +104,13 @@ def run_experiment(cfg: ExperimentConfig, out_dir: str | os.PathLike, *, progres
     t0 = time.perf_counter()
     save_config(cfg, out / "config.toml")
 
-    data = load_dataset(seed=cfg.seed, **cfg.data.load_kwargs())
-    encoder = cfg.encoder_params()
-    method = build_method(
-        cfg.rule.name, cfg.rule.insitu, data,
-        device=cfg.device_model(), encoder=encoder, hidden=cfg.network.hidden, beta=cfg.network.beta,
-        rule_params=cfg.rule.params, scheduler=dict(cfg.scheduler), crossbar=cfg.crossbar_params(),
-        periphery=cfg.periphery_params(), seed=cfg.seed, epochs=cfg.training.epochs,
-    )
+    data, method = build_from_config(cfg, data)
     pulses_before = int(method.counters().get("pulses", 0))  # initial programming
     history = fit(method, data, epochs=cfg.training.epochs, batch_size=cfg.training.batch_size, seed=cfg.seed,
-                  progress=progress, num_steps=(encoder or Encoder()).num_steps, input_noise=cfg.training.noise())
+                  progress=progress, num_steps=(cfg.encoder_params() or Encoder()).num_steps,
+                  input_noise=cfg.training.noise())
+    if method.crossbars():  # the trained state, before anything reads or drifts it (memsnn evaluate)
+        save_trained(method, out / TRAINED_DIR)
     _write_csv(history, out / "history.csv")
     _plot_history(history, out / "accuracy_vs_epoch.png", title=_title(cfg, method))
     phases = int(history["phases"].sum()) if "phases" in history else 0
@@ -140,6 +145,19 @@ def run_experiment(cfg: ExperimentConfig, out_dir: str | os.PathLike, *, progres
 # ----------------------------------------------------------------------------------------------------
 # pieces
 # ----------------------------------------------------------------------------------------------------
+def build_from_config(cfg: ExperimentConfig, data: Dataset | None = None) -> tuple[Dataset, Method]:
+    """The dataset (loaded unless given) and the fresh, untrained method of ``cfg``, built as
+    :func:`run_experiment` builds them (``memsnn evaluate`` rebuilds a run this way)."""
+    data = data if data is not None else load_dataset(seed=cfg.seed, **cfg.data.load_kwargs())
+    method = build_method(
+        cfg.rule.name, cfg.rule.insitu, data,
+        device=cfg.device_model(), encoder=cfg.encoder_params(), hidden=cfg.network.hidden, beta=cfg.network.beta,
+        rule_params=cfg.rule.params, scheduler=dict(cfg.scheduler), crossbar=cfg.crossbar_params(),
+        periphery=cfg.periphery_params(), seed=cfg.seed, epochs=cfg.training.epochs,
+    )
+    return data, method
+
+
 def pulse_summary(method: Method, phases: int) -> pd.DataFrame:
     """Per crossbar of ``method`` (``layer<i>``) and a ``total`` row: devices (G+ and G- or
     reference arrays), SET / RESET / all pulses, programming energy (J), pulses per device

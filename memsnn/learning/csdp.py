@@ -273,6 +273,8 @@ class CSDP(Method):
         program: how the initial weights are written (``"write_verify"``, ``"open_loop"``,
             ``"direct"``).
         torch_device: where tensors live; seed: initial weights and the crossbars' generators.
+        backend: ``"native"`` crossbars or ``"aihwkit"`` analog tiles
+            (:mod:`memsnn.interop.aihwkit_backend`; CPU only, no pulse amplitudes or IR drop).
 
     Public state: ``weights()`` (list of ``[in, out]`` per CSDP layer plus the readout),
     ``crossbars()``, ``goodness(x, labels)``, ``rates(x)``, ``csdp_step(...)``.
@@ -295,6 +297,7 @@ class CSDP(Method):
         program: str = "write_verify",
         torch_device: torch.device | str = "cpu",
         seed: int = 0,
+        backend: str = "native",
         **overrides: Any,
     ):
         for nm, v, lo in (("n_features", n_features, 1), ("n_classes", n_classes, 2)):
@@ -353,9 +356,11 @@ class CSDP(Method):
                 sp = sp.replace(quantisation="sign")
             elif sp.quantisation == "sign":
                 raise ValueError("scheduler quantisation='sign' with optimizer='sgd': use optimizer='sign' for Manhattan updates")
+            from ..interop.aihwkit_backend import make_crossbar
+
             for k, (s, w) in enumerate(zip(shapes, w0)):
-                xbar = Crossbar(*s, model, params=xp, periphery=periphery, scale=1.0,
-                                device=self.torch_device, seed=seed + 1000 * k)
+                xbar = make_crossbar(*s, model, backend=backend, params=xp, periphery=periphery, scale=1.0,
+                                     device=self.torch_device, seed=seed + 1000 * k)
                 xbar.program(w.to(self.torch_device, xbar.dtype), method=program)
                 self.xbars.append(xbar)
                 self.schedulers.append(PulseScheduler(sp))
