@@ -276,16 +276,25 @@ class Crossbar:
         ``binary=True`` promises every input is 0 or x_max (spikes): then ``V**2 = v_full * V`` and
         the read-noise variance comes out of the same GEMM as the current (one call, not two).
         Large batches are processed in row chunks so that each tile's partial sums stay in cache.
+
+        Random numbers: one standard normal per (input row, row tile, output), drawn from the
+        crossbar's generator in that row-major order, so splitting a batch into several calls (a
+        per-step network) consumes the same numbers as one call on all rows (a multi-step network)
+        whenever each call's ``rows * n_row_tiles * out`` is a multiple of 16 (block size of torch's
+        CPU normal sampler; the distribution is the same either way).
         """
         squeeze = isinstance(x, torch.Tensor) and x.dim() == 1
         x = self._check_input(x)
         cache = self._cached()
         B = x.shape[0]
-        rows = max(1, self._chunk_elems // (self.n_tiles[0] * self.out_features))
+        # row chunks of a multiple of 16 rows: the noise stream is then the same however the rows
+        # are split into calls and chunks (torch's CPU normal sampler fills blocks of 16)
+        rows = max(16, self._chunk_elems // (self.n_tiles[0] * self.out_features) // 16 * 16)
+        fused = binary and "var" in cache and not bool((x < 0).any())
         if B <= rows:
-            y = self._vmm_block(x, cache, binary)
+            y = self._vmm_block(x, cache, binary, fused)
         else:
-            y = torch.cat([self._vmm_block(x[i:i + rows], cache, binary) for i in range(0, B, rows)])
+            y = torch.cat([self._vmm_block(x[i:i + rows], cache, binary, fused) for i in range(0, B, rows)])
         self.reads += B
         return y.squeeze(0) if squeeze else y
 
@@ -309,7 +318,7 @@ class Crossbar:
             torch.mm(v[:, rows], g[t, : rows.stop - rows.start], out=out[t])
         return out
 
-    def _vmm_block(self, x: Tensor, cache: dict[str, Any], binary: bool) -> Tensor:
+    def _vmm_block(self, x: Tensor, cache: dict[str, Any], binary: bool, fused: bool) -> Tensor:
         p, per = self.params, self.periphery
         n_rt, out = self.n_tiles[0], self.out_features
         B = x.shape[0]
@@ -320,7 +329,7 @@ class Crossbar:
         var = None
         if p.ir_drop != "none":
             i = self._ir_currents(v_t)
-        elif binary and "var" in cache and not bool((x < 0).any()):
+        elif fused:
             # spikes: V is 0 or v_full, so V**2 = v_full * V and one GEMM gives the currents and
             # the read-noise variances sum_i V_i^2 sigma_ij^2 side by side
             both = self._tile_mm(v, self._fused(cache))
@@ -340,7 +349,7 @@ class Crossbar:
         else:
             std = math.sqrt(out_var) if out_var > 0 else None
         if std is not None:
-            noise = torch.randn(i.shape, generator=self.generator, device=self.device, dtype=i.dtype)
+            noise = torch.randn((B, n_rt, out), generator=self.generator, device=self.device, dtype=i.dtype).transpose(0, 1)
             i = torch.addcmul(i, noise, std) if isinstance(std, torch.Tensor) else noise.mul_(std).add_(i)
         scale = (per.x_max / per.v_read) * (self.scale / self._w_norm)
         step = per.adc_step(self.i_unit)
