@@ -154,3 +154,24 @@ def test_vmm_read_noise_statistics_per_column_when_draws_differ():
         assert ((y.mean(0) - mean).abs() < 5 * se).all()
         assert ((y.std(0) / std - 1).abs() < 5 / math.sqrt(2 * n)).all()
     assert not torch.equal(big, small)
+
+
+@pytest.mark.parametrize("noise_type", ["relative", "absolute"])
+def test_vmm_binary_promise_with_signed_spikes_has_the_exact_std(noise_type):
+    """``binary=True`` with -x_max / +x_max inputs (no fused GEMM): the output std is still
+    ``sqrt(sum_i V_i^2 (s+^2 + s-^2))`` per column."""
+    r = 0.05
+    xbar = Crossbar(24, 4, make_device("srtio3", read_noise_std=r, read_noise_type=noise_type),
+                    params=CrossbarParams(tile_rows=16), dtype=torch.float64, seed=1)
+    xbar.program(torch.linspace(0.0, 0.9, 4, dtype=torch.float64).expand(24, 4).contiguous(), method="direct")
+    x = torch.where(torch.arange(24) % 3 == 0, -1.0, 1.0).double()
+    n = 3000
+    y = xbar.vmm(x.expand(n, 24).contiguous(), binary=True)
+    gp, gm = xbar.conductances()
+    per = xbar.periphery
+    v = x * per.v_read
+    to_w = (per.x_max / per.v_read) * (xbar.scale / xbar.model.params.window)
+    s2 = (gp * r) ** 2 + (gm * r) ** 2 if noise_type == "relative" else torch.full_like(gp, 2 * (r * xbar.model.params.window) ** 2)
+    std = ((v**2) @ s2).sqrt() * to_w
+    assert ((y.mean(0) - (v @ (gp - gm)) * to_w).abs() < 5 * std / math.sqrt(n)).all()
+    assert ((y.std(0) / std - 1).abs() < 5 / math.sqrt(2 * n)).all()
