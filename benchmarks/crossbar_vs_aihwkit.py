@@ -1,6 +1,9 @@
 """memsnn crossbar vs aihwkit AnalogTile, side by side in one process: forward and pulsed update.
 
-Run:  .venv/bin/python benchmarks/crossbar_vs_aihwkit.py [--sizes 256 1024] [--batch 64] [--threads 2]
+Run:  .venv/bin/python benchmarks/crossbar_vs_aihwkit.py [--sizes 256 1024] [--batch 64] [--threads 2] [--device cpu|cuda]
+
+``--device cuda`` puts memsnn's crossbar and inputs on the GPU, and aihwkit's tile too when the
+installed aihwkit is a CUDA build (otherwise the script says so and aihwkit stays on the CPU).
 
 Forward. Both get a 7-bit DAC, a 7-bit ADC with bound 12, output noise 0.06 (aihwkit's IO
 defaults; memsnn's ``PeripheryParams.aihwkit_default()``) and read noise: aihwkit's additive
@@ -31,17 +34,28 @@ import time
 import torch
 
 
+DEVICE = torch.device("cpu")
+
+
+def _sync() -> None:
+    if DEVICE.type == "cuda":
+        torch.cuda.synchronize()
+
+
 def timeit_pair(fa, fm, repeats: int) -> tuple[float, float]:
     """Median times of ``fa`` and ``fm``, called alternately so that both see the same machine
     state (this shared VM's speed drifts by up to 2x between minutes)."""
     fa(), fm()
+    _sync()
     ta, tm = [], []
     for _ in range(repeats):
         t = time.perf_counter()
         fa()
+        _sync()
         ta.append(time.perf_counter() - t)
         t = time.perf_counter()
         fm()
+        _sync()
         tm.append(time.perf_counter() - t)
     return statistics.median(ta), statistics.median(tm)
 
@@ -63,7 +77,15 @@ def aihwkit_tile(n: int, device: str, *, forward_noise: bool, lr: float = 0.1):
     tile = AnalogTile(n, n, cfg)
     tile.set_learning_rate(lr)
     tile.set_weights(torch.rand(n, n) * 0.4 - 0.2)
+    if DEVICE.type == "cuda" and _aihwkit_cuda():
+        tile = tile.cuda()
     return tile, dev.dw_min
+
+
+def _aihwkit_cuda() -> bool:
+    from aihwkit.simulator.rpu_base import cuda
+
+    return bool(cuda.is_compiled())
 
 
 def memsnn_crossbar(n: int, device: str, *, forward: bool):
@@ -77,7 +99,7 @@ def memsnn_crossbar(n: int, device: str, *, forward: bool):
         model = make_device("rram", read_noise_std=0.02 if forward else 0.0)
     params = CrossbarParams(mapping="reference", tile_rows=n, tile_cols=n)
     per = PeripheryParams.aihwkit_default() if forward else PeripheryParams()
-    xbar = Crossbar(n, n, model, params=params, periphery=per, seed=0)
+    xbar = Crossbar(n, n, model, params=params, periphery=per, seed=0, device=DEVICE)
     xbar.program(torch.rand(n, n) * 0.4 - 0.2, method="direct")
     return xbar
 
@@ -86,8 +108,13 @@ def bench_forward(n: int, batch: int, repeats: int) -> tuple[float, float]:
     tile, _ = aihwkit_tile(n, "linear", forward_noise=True)
     xbar = memsnn_crossbar(n, "linear", forward=True)
     x = torch.rand(batch, n) * 2 - 1
+    xa, xm = _for_aihwkit(x), x.to(DEVICE)
     with torch.no_grad():
-        return timeit_pair(lambda: tile.forward(x), lambda: xbar.vmm(x), repeats)
+        return timeit_pair(lambda: tile.forward(xa), lambda: xbar.vmm(xm), repeats)
+
+
+def _for_aihwkit(t: torch.Tensor) -> torch.Tensor:
+    return t.to(DEVICE) if DEVICE.type == "cuda" and _aihwkit_cuda() else t
 
 
 def bench_update(n: int, batch: int, device: str, lr: float, repeats: int) -> tuple[float, float]:
@@ -99,8 +126,9 @@ def bench_update(n: int, batch: int, device: str, lr: float, repeats: int) -> tu
     d = torch.rand(batch, n) * 2 - 1
     bl = 31
     a = math.sqrt(lr / (dw_min * bl))
-    phase = OuterPhase((a * x).clamp(-1, 1), (a * d).clamp(-1, 1), train="stochastic", length=bl)
-    return timeit_pair(lambda: tile.update(x, d), lambda: xbar.apply_schedule(phase), repeats)
+    phase = OuterPhase((a * x).clamp(-1, 1).to(DEVICE), (a * d).clamp(-1, 1).to(DEVICE), train="stochastic", length=bl)
+    xa, da = _for_aihwkit(x), _for_aihwkit(d)
+    return timeit_pair(lambda: tile.update(xa, da), lambda: xbar.apply_schedule(phase), repeats)
 
 
 def main() -> None:
@@ -109,9 +137,15 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--device", default="cpu", help="torch device of memsnn's crossbar (cpu, cuda)")
     args = ap.parse_args()
+    global DEVICE
+    DEVICE = torch.device(args.device)
     torch.set_num_threads(args.threads)
-    print(f"torch {torch.__version__}, {args.threads} threads, batch {args.batch}, CPU")
+    where = torch.cuda.get_device_name(DEVICE) if DEVICE.type == "cuda" else "CPU"
+    if DEVICE.type == "cuda" and not _aihwkit_cuda():
+        print("note: this aihwkit is not a CUDA build; its tiles run on the CPU")
+    print(f"torch {torch.__version__}, {args.threads} threads, batch {args.batch}, memsnn on {where}")
     print(f"{'benchmark':44s} {'aihwkit':>11s} {'memsnn':>11s} {'ratio':>7s}")
     for n in args.sizes:
         rep = max(2, args.repeats if n <= 256 else args.repeats // 2)

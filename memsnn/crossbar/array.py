@@ -276,26 +276,45 @@ class Crossbar:
         ``binary=True`` promises every input is 0 or x_max (spikes): then ``V**2 = v_full * V`` and
         the read-noise variance comes out of the same GEMM as the current (one call, not two).
         Large batches are processed in row chunks so that each tile's partial sums stay in cache.
+
+        Random numbers: one standard normal per (input row, row tile, output), drawn from the
+        crossbar's generator in that row-major order, so splitting a batch into several calls (a
+        per-step network) consumes the same numbers as one call on all rows (a multi-step network)
+        whenever each call's ``rows * n_row_tiles * out`` is a multiple of 16 (block size of torch's
+        CPU normal sampler; the distribution is the same either way).
         """
         squeeze = isinstance(x, torch.Tensor) and x.dim() == 1
-        x = self._check_input(x)
+        x, nonneg = self._checked_input(x, binary)
         cache = self._cached()
         B = x.shape[0]
-        rows = max(1, self._chunk_elems // (self.n_tiles[0] * self.out_features))
+        # row chunks of a multiple of 16 rows: the noise stream is then the same however the rows
+        # are split into calls and chunks (torch's CPU normal sampler fills blocks of 16)
+        rows = max(16, self._chunk_elems // (self.n_tiles[0] * self.out_features) // 16 * 16)
+        fused = binary and "var" in cache and nonneg
         if B <= rows:
-            y = self._vmm_block(x, cache, binary)
+            y = self._vmm_block(x, cache, binary, fused)
         else:
-            y = torch.cat([self._vmm_block(x[i:i + rows], cache, binary) for i in range(0, B, rows)])
+            y = torch.cat([self._vmm_block(x[i:i + rows], cache, binary, fused) for i in range(0, B, rows)])
         self.reads += B
         return y.squeeze(0) if squeeze else y
 
-    def _fused(self, cache: dict[str, Any]) -> Tensor:
-        """``[n_rt, tile_rows, 2 out]``: differential conductances beside the read-noise variances
-        scaled by the full-scale row voltage, for binary inputs."""
-        if "fused" not in cache:
-            v_full = float(dac(torch.tensor([self.periphery.x_max], dtype=torch.float64), self.periphery))
-            cache["fused"] = torch.cat((cache["gdiff"], cache["var"] * v_full), dim=-1)
-        return cache["fused"]
+    def _scaled(self, cache: dict[str, Any], key: str, v_in: float = 1.0) -> Tensor:
+        """Cached ``gdiff`` / ``var`` / ``fused`` in the ADC's code units: conductances times
+        ``f = 1 / adc_step`` (variances times ``f**2``; ``f = 1`` without an ADC) and times the
+        input's volts per unit ``v_in`` (``v_in**2`` for variances), so that the GEMM's output
+        needs no rescaling before rounding. ``fused``: ``[n_rt, tile_rows, 2 out]``, the
+        differential conductances beside the read-noise variances times the full-scale row
+        voltage, for binary inputs (``V**2 = v_full V``)."""
+        name = f"{key}_f{v_in!r}"
+        if name not in cache:
+            step = self.periphery.adc_step(self.i_unit)
+            f = 1.0 if step is None else 1.0 / step
+            if key == "fused":
+                v_full = float(dac(torch.tensor([self.periphery.x_max], dtype=torch.float64), self.periphery))
+                cache[name] = torch.cat((cache["gdiff"] * (f * v_in), cache["var"] * (v_full * v_in * f * f)), dim=-1)
+            else:
+                cache[name] = cache[key] * (f * v_in if key == "gdiff" else (f * v_in) ** 2)
+        return cache[name]
 
     def _tile_mm(self, v: Tensor, g: Tensor) -> Tensor:
         """Per-row-tile products ``[n_rt, B, cols]`` of row voltages ``v`` ``[B, in]`` with the
@@ -309,57 +328,91 @@ class Crossbar:
             torch.mm(v[:, rows], g[t, : rows.stop - rows.start], out=out[t])
         return out
 
-    def _vmm_block(self, x: Tensor, cache: dict[str, Any], binary: bool) -> Tensor:
+    def _vmm_block(self, x: Tensor, cache: dict[str, Any], binary: bool, fused: bool) -> Tensor:
         p, per = self.params, self.periphery
         n_rt, out = self.n_tiles[0], self.out_features
         B = x.shape[0]
-        # spikes (0 or x_max) are exact DAC codes: only the scaling to volts remains
-        v = x * (per.v_read / per.x_max) if binary else dac(x, per)
-        pad = n_rt * p.tile_rows - self.in_features
-        v_t = (torch.nn.functional.pad(v, (0, pad)) if pad else v).view(B, n_rt, p.tile_rows).transpose(0, 1)
+        step = per.adc_step(self.i_unit)
+        f = 1.0 if step is None else 1.0 / step  # currents are computed in ADC codes (A * f)
+        # spikes (0 or x_max) are exact DAC codes: only the scaling to volts remains, and it is
+        # folded into the GEMM's matrix (v_in = x * v_read / x_max)
+        v_in = per.v_read / per.x_max if binary else 1.0
+        v = x if binary else dac(x, per)
         var = None
         if p.ir_drop != "none":
-            i = self._ir_currents(v_t)
-        elif binary and "var" in cache and not bool((x < 0).any()):
+            i = self._ir_currents(self._tiled_rows(v * v_in))
+            i = i.mul_(f) if f != 1.0 else i
+        elif fused:
             # spikes: V is 0 or v_full, so V**2 = v_full * V and one GEMM gives the currents and
             # the read-noise variances sum_i V_i^2 sigma_ij^2 side by side
-            both = self._tile_mm(v, self._fused(cache))
+            both = self._tile_mm(v, self._scaled(cache, "fused", v_in))
             i, var = both[..., :out], both[..., out:]
         else:
-            i = self._tile_mm(v, cache["gdiff"])  # [n_rt, B, out]
-        # read noise (output-referred, exact in distribution) and output noise: one Gaussian draw
-        out_var = (per.output_noise * self.i_unit) ** 2
+            i = self._tile_mm(v, self._scaled(cache, "gdiff", v_in))  # [n_rt, B, out]
+        # read noise (output-referred, exact in distribution) and output noise: one Gaussian draw;
+        # every variance term is >= 0, so no clipping before the square root
+        out_var = (per.output_noise * self.i_unit * f) ** 2
+        var_const = cache["var_const"] * f * f
         if "var" in cache:  # device-dependent read noise: sum_i V_i^2 sigma_ij^2 per output
             if var is None:
-                var = torch.bmm(v_t * v_t, cache["var"])
-            if cache["var_const"] > 0:
-                var = var + torch.linalg.vector_norm(v_t, dim=-1, keepdim=True).square_() * cache["var_const"]
-            std = (var + out_var).clamp_(min=0.0).sqrt_()
-        elif cache["var_const"] > 0:  # the same for every device: only the input's norm matters
-            std = torch.linalg.vector_norm(v_t, dim=-1, keepdim=True).square_().mul_(cache["var_const"]).add_(out_var).sqrt_()
+                v_t = self._tiled_rows(v)
+                var = torch.bmm(v_t * v_t, self._scaled(cache, "var", v_in))
+            if var_const > 0:
+                var = var + self._row_norms2(v).mul_(var_const * v_in * v_in)
+            std = (var.add_(out_var) if out_var > 0 else var).sqrt_()
+        elif var_const > 0:  # the same for every device: only the input's norm matters
+            std = self._row_norms2(v).mul_(var_const * v_in * v_in).add_(out_var).sqrt_()
         else:
             std = math.sqrt(out_var) if out_var > 0 else None
         if std is not None:
-            noise = torch.randn(i.shape, generator=self.generator, device=self.device, dtype=i.dtype)
-            i = torch.addcmul(i, noise, std) if isinstance(std, torch.Tensor) else noise.mul_(std).add_(i)
-        scale = (per.x_max / per.v_read) * (self.scale / self._w_norm)
-        step = per.adc_step(self.i_unit)
+            noise = torch.randn((B, n_rt, out), generator=self.generator, device=self.device, dtype=i.dtype).transpose(0, 1)
+            if isinstance(std, torch.Tensor):
+                i = torch.addcmul(i, noise, std, out=torch.empty((n_rt, B, out), dtype=i.dtype, device=i.device))
+            else:
+                i = torch.add(i, noise, alpha=std, out=torch.empty((n_rt, B, out), dtype=i.dtype, device=i.device))
+        scale = (per.x_max / per.v_read) * (self.scale / self._w_norm) / f
         if step is not None:  # an ADC per tile; its integer codes add up digitally
+            if not i.is_contiguous():
+                i = i.contiguous()
             if per.adc_clip:
-                bound = per.adc_bound * self.i_unit
-                i = i.clamp_(-bound, bound) if i.is_contiguous() else i.clamp(-bound, bound)
-            i = i.mul_(1.0 / step).round_() if i.is_contiguous() else torch.round(i * (1.0 / step))
-            scale *= step
+                i.clamp_(-per.adc_bound * self.i_unit * f, per.adc_bound * self.i_unit * f)
+            i.round_()
         return (i[0] if n_rt == 1 else i.sum(0)).mul_(scale)
+
+    def _tiled_rows(self, v: Tensor) -> Tensor:
+        """Row voltages ``[B, in]`` as ``[n_rt, B, tile_rows]`` (the last tile zero-padded)."""
+        n_rt, tr = self.n_tiles[0], self.params.tile_rows
+        pad = n_rt * tr - self.in_features
+        return (torch.nn.functional.pad(v, (0, pad)) if pad else v).view(v.shape[0], n_rt, tr).transpose(0, 1)
+
+    def _row_norms2(self, v: Tensor) -> Tensor:
+        """``sum_i v_i**2`` over each row tile's inputs: ``[n_rt, B, 1]``."""
+        n_rt, tr = self.n_tiles[0], self.params.tile_rows
+        return torch.stack([torch.linalg.vector_norm(v[:, t * tr:(t + 1) * tr], dim=1, keepdim=True).square_()
+                            for t in range(n_rt)])
 
     __call__ = vmm
 
     def _check_input(self, x: Any) -> Tensor:
-        if (isinstance(x, torch.Tensor) and x.dim() == 2 and x.shape[1] == self.in_features
-                and x.dtype == self.dtype and x.device == self.device):  # fast path
-            if not math.isfinite(float(x.sum())):
-                raise ValueError(f"inputs contain {int((~torch.isfinite(x)).sum())} NaN or infinite values")
-            return x
+        return self._checked_input(x)[0]
+
+    def _checked_input(self, x: Any, want_sign: bool = False) -> tuple[Tensor, bool]:
+        """``(x as [B, in] in this crossbar's dtype and device, whether no input is negative)``;
+        the sign is only looked at when ``want_sign`` (one pass over ``x`` checks both)."""
+        if not (isinstance(x, torch.Tensor) and x.dim() == 2 and x.shape[1] == self.in_features
+                and x.dtype == self.dtype and x.device == self.device):
+            x = self._convert_input(x)
+        if want_sign and x.numel():
+            lo, hi = torch.aminmax(x)
+            lo, hi = float(lo), float(hi)
+            finite, nonneg = math.isfinite(lo) and math.isfinite(hi), lo >= 0
+        else:
+            finite, nonneg = math.isfinite(float(x.sum())), False  # any NaN or inf makes the sum non-finite
+        if not finite:
+            raise ValueError(f"inputs contain {int((~torch.isfinite(x)).sum())} NaN or infinite values")
+        return x, nonneg
+
+    def _convert_input(self, x: Any) -> Tensor:
         if not isinstance(x, torch.Tensor):
             raise TypeError(f"inputs must be a torch.Tensor [batch, {self.in_features}], got {type(x).__name__}")
         if x.dim() == 1:
@@ -368,10 +421,7 @@ class Crossbar:
             raise ValueError(f"inputs have shape {tuple(x.shape)}, expected [batch, {self.in_features}]")
         if not x.dtype.is_floating_point:
             x = x.to(self.dtype)
-        x = x.to(device=self.device, dtype=self.dtype)
-        if not math.isfinite(float(x.sum())):  # any NaN or inf makes the sum non-finite; cheap
-            raise ValueError(f"inputs contain {int((~torch.isfinite(x)).sum())} NaN or infinite values")
-        return x
+        return x.to(device=self.device, dtype=self.dtype)
 
     def _physical_tiles(self) -> Tensor:
         """Noise-free conductances as physical tiles ``[n_rt, n_ct, tile_rows, phys_cols]``.

@@ -6,10 +6,23 @@ A :class:`SpikingNetwork` is a stack of synapse layers (``nn.Linear`` for the di
 layer's spikes are counted for classification (``readout="count"``), or its membrane, integrated
 without spiking, is averaged over time (``readout="membrane"``).
 
-Because the network is feed-forward, each layer is run for all ``T`` steps before the next: its
-synaptic currents come from one VMM of the whole ``[T * B, N]`` spike tensor (one crossbar read
-per input vector, read noise drawn independently for each), then the neurons step through time.
-This is exactly the step-by-step computation, in a different loop order.
+Execution modes (``mode``):
+
+- ``"multi"`` (default): because the network is feed-forward, each layer is run for all ``T``
+  steps before the next: its synaptic currents come from one VMM of the whole ``[T * B, N]`` spike
+  tensor (one crossbar read per input vector, as on hardware), then the neurons' time loop runs
+  over elementwise ops only (:func:`~memsnn.crossbar.multistep.run_lif`, fused, with a
+  hand-written backward).
+- ``"step"``: time outermost, every layer once per step (``B`` rows per VMM), as snnTorch runs a
+  network and as recurrent layers and rules that act between steps need.
+
+The two are the same computation in a different loop order. On crossbars they use the same
+random numbers too: each crossbar draws its read / output noise from its own generator, row by
+row of the input (:meth:`~memsnn.crossbar.array.Crossbar.vmm`), so step ``t`` of the per-step path
+consumes exactly the draws that rows ``t * B .. (t + 1) * B - 1`` of the multi-step VMM consume -
+provided ``B * n_row_tiles * out`` is a multiple of 16 (torch's CPU normal sampler fills blocks
+of 16; other sizes get different, equally distributed draws). Results agree to float rounding of
+the differently blocked GEMMs.
 
 ``record=True`` keeps, per layer, what local learning rules need (:class:`LayerRecord`): the
 layer's input (pre) and output (post) spikes, from which first-spike times and exponential
@@ -30,12 +43,14 @@ from torch import nn
 
 from .array import Crossbar
 from .layers import CrossbarLinear
+from .multistep import leaky_integrate, run_lif
 from .neurons import LIFParams, LIFState, exponential_trace, first_spike_times, lif_step
 
-__all__ = ["SpikingNetwork", "NetworkOutput", "LayerRecord", "READOUTS"]
+__all__ = ["SpikingNetwork", "NetworkOutput", "LayerRecord", "READOUTS", "MODES"]
 
 Tensor = torch.Tensor
 READOUTS = ("count", "membrane")
+MODES = ("multi", "step")
 
 
 @dataclass
@@ -91,6 +106,8 @@ class SpikingNetwork(nn.Module):
         synapses: the synapse modules (default: ``nn.Linear(in, out, bias=False)``, float weights).
         readout: ``"count"`` (output spikes) or ``"membrane"`` (non-spiking output integrator).
         seed: initialises the default float weights deterministically.
+        mode: ``"multi"`` (layer by layer over all steps) or ``"step"`` (every layer once per
+            step); see the module docstring. An attribute: change it at any time.
     """
 
     def __init__(
@@ -101,6 +118,7 @@ class SpikingNetwork(nn.Module):
         synapses: Sequence[nn.Module] | None = None,
         readout: str = "count",
         seed: int = 0,
+        mode: str = "multi",
     ):
         super().__init__()
         sizes = list(sizes)
@@ -108,6 +126,8 @@ class SpikingNetwork(nn.Module):
             raise ValueError(f"sizes={sizes!r} must be at least two positive integers [n_in, ..., n_out]")
         if readout not in READOUTS:
             raise ValueError(f"readout={readout!r} is not allowed: use one of {', '.join(map(repr, READOUTS))}")
+        if mode not in MODES:
+            raise ValueError(f"mode={mode!r} is not allowed: use one of {', '.join(map(repr, MODES))}")
         n_syn = len(sizes) - 1
         if neuron is None or isinstance(neuron, LIFParams):
             neurons = [neuron or LIFParams()] * n_syn
@@ -137,6 +157,7 @@ class SpikingNetwork(nn.Module):
         self.sizes = sizes
         self.neurons = neurons
         self.readout = readout
+        self.mode = mode
         self.synapses = nn.ModuleList(synapses)
 
     # ------------------------------------------------------------------------------------------------
@@ -144,6 +165,10 @@ class SpikingNetwork(nn.Module):
         """Run input spikes ``x`` ``[T, B, n_in]``; returns the output layer over time."""
         if not isinstance(x, torch.Tensor) or x.dim() != 3 or x.shape[2] != self.sizes[0]:
             raise ValueError(f"input spikes have shape {tuple(getattr(x, 'shape', ()))}, expected [T, B, {self.sizes[0]}]")
+        if self.mode not in MODES:
+            raise ValueError(f"mode={self.mode!r} is not allowed: use one of {', '.join(map(repr, MODES))}")
+        if self.mode == "step":
+            return self._forward_steps(x, record)
         T, B, _ = x.shape
         records: list[LayerRecord] = []
         h = x
@@ -153,13 +178,39 @@ class SpikingNetwork(nn.Module):
             cur = syn(h.reshape(T * B, -1).to(dtype)).reshape(T, B, -1)
             last = i == n - 1
             if last and self.readout == "membrane":
-                spikes, mem = torch.zeros_like(cur), _leaky_integrate(cur, p.beta)
+                spikes, mem = torch.zeros_like(cur), leaky_integrate(cur, p.beta)
             else:
-                spikes, mem = _run_lif(cur, p)
+                spikes, mem = run_lif(cur, p)
             if record:
                 records.append(LayerRecord(pre=h.detach(), post=spikes.detach(), current=cur.detach()))
             h = spikes
         return NetworkOutput(spikes=spikes, membrane=mem, readout=self.readout, records=records)
+
+    def _forward_steps(self, x: Tensor, record: bool) -> NetworkOutput:
+        """``mode="step"``: time outermost, each layer's VMM on the ``B`` rows of one step."""
+        n = len(self.synapses)
+        states: list[LIFState | None] = [None] * n
+        v_out: Tensor | None = None
+        kept: list[list[tuple[Tensor, Tensor, Tensor]]] = [[] for _ in range(n)]  # (pre, post, current)
+        out_spikes, out_mem = [], []
+        for t in range(x.shape[0]):
+            h = x[t]
+            for i, (syn, p) in enumerate(zip(self.synapses, self.neurons)):
+                cur = syn(h.to(_module_dtype(syn)))
+                if i == n - 1 and self.readout == "membrane":
+                    v_out = cur if v_out is None else p.beta * v_out + cur
+                    s, v = torch.zeros_like(cur), v_out
+                else:
+                    s, states[i] = lif_step(cur, states[i], p, check=False)
+                    v = states[i].v
+                if record:
+                    kept[i].append((h.detach(), s.detach(), cur.detach()))
+                h = s
+            out_spikes.append(h)
+            out_mem.append(v)
+        records = [LayerRecord(*(torch.stack(z) for z in zip(*steps))) for steps in kept] if record else []
+        return NetworkOutput(spikes=torch.stack(out_spikes), membrane=torch.stack(out_mem), readout=self.readout,
+                             records=records)
 
     # ------------------------------------------------------------------------------------------------
     def weights(self) -> list[Tensor]:
@@ -212,24 +263,3 @@ def _module_dtype(module: nn.Module) -> torch.dtype:
     for t in module.parameters():
         return t.dtype
     return torch.float32
-
-
-def _run_lif(cur: Tensor, p: LIFParams) -> tuple[Tensor, Tensor]:
-    """LIF over ``[T, B, N]`` currents; returns spikes and the membrane after reset."""
-    state: LIFState | None = None
-    spikes, mems = [], []
-    for t in range(cur.shape[0]):
-        s, state = lif_step(cur[t], state, p, check=False)
-        spikes.append(s)
-        mems.append(state.v)
-    return torch.stack(spikes), torch.stack(mems)
-
-
-def _leaky_integrate(cur: Tensor, beta: float) -> Tensor:
-    """Non-spiking output integrator: ``v[t] = beta * v[t-1] + I[t]`` over ``[T, B, N]``."""
-    v = torch.zeros_like(cur[0])
-    out = []
-    for t in range(cur.shape[0]):
-        v = beta * v + cur[t]
-        out.append(v)
-    return torch.stack(out)
