@@ -76,6 +76,13 @@ class StepCalibration:
     seconds: float = 0.0  # clock time the settling took
     details: dict = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        # segments in increasing conductance per device, once (gain() runs on every scheduled update)
+        for gains, levels in ((self.set_gain, self.set_level), (self.reset_gain, self.reset_level)):
+            for name, lv in levels.items():
+                order = lv.argsort(dim=0)
+                levels[name], gains[name] = lv.gather(0, order), gains[name].gather(0, order)
+
     @property
     def segments(self) -> int:
         return int(next(iter(self.set_gain.values())).shape[0])
@@ -92,8 +99,6 @@ class StepCalibration:
         if g is None:
             return gains.mean(dim=0)
         levels = (self.set_level if polarity > 0 else self.reset_level)[name].to(gains.dtype)
-        order = levels.argsort(dim=0)
-        levels, gains = levels.gather(0, order), gains.gather(0, order)
         g = torch.as_tensor(g, dtype=gains.dtype, device=gains.device).expand(gains.shape[1:])
         hi = (g.unsqueeze(0) > levels).sum(dim=0).clamp(1, gains.shape[0] - 1).unsqueeze(0)
         lo = hi - 1
