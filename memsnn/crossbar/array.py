@@ -624,8 +624,9 @@ class Crossbar:
         return lin
 
     def export_maps(self, directory: str | os.PathLike, *, formats=("csv", "npz", "png"), name: str = "layer",
-                    overwrite: bool = False, at: float | None = None) -> list[Path]:
-        """Write G_plus, G_minus and the effective weight of every tile (see :mod:`.maps`)."""
+                    overwrite: bool = False, at: float | None = None, tau: bool = False) -> list[Path]:
+        """Write G_plus, G_minus and the effective weight of every tile (see :mod:`.maps`);
+        ``tau=True`` adds each device's volatile time constant at its bias (tau maps, version 2)."""
         from .maps import export_maps
 
         gp, gm = self.conductances(at)
@@ -635,6 +636,8 @@ class Crossbar:
             directory, g_plus=gp, g_minus=gm if self.params.mapping == "differential" else None,
             weight=self.weights(at), tile_size=(self.params.tile_rows, self.params.tile_cols),
             formats=formats, name=name, meta=meta, overwrite=overwrite,
+            tau_plus=self.model.tau_volatile(self.plus) if tau else None,
+            tau_minus=self.model.tau_volatile(self.minus) if tau and self.params.mapping == "differential" else None,
         )
 
     def state_dict(self) -> dict[str, Any]:

@@ -36,6 +36,14 @@ File formats (all written through :func:`memsnn.files.atomic_path`, never overwr
     the tile index and its row / col ranges. Without G- the G- panel is left out. Images only:
     :func:`load_maps` reads the CSV or the NPZ.
 
+Tau maps (version 2): a HetSyn layer whose synaptic filter lives in the devices
+(:mod:`memsnn.crossbar.hetsyn_memristive`) also exports each device's volatile time constant
+``tau_plus`` / ``tau_minus`` (seconds). The CSV then has two more columns ``tau_plus_s``,
+``tau_minus_s`` (``tau_minus_s`` empty without G-), the NPZ keys ``t{r}_{c}_tau_plus`` /
+``t{r}_{c}_tau_minus``, the PNG a log10 tau panel per device array, and the header's ``version``
+is 2 with the tau dtypes in ``dtypes``. Files without tau maps stay version 1, byte for byte as
+before; the reader takes both.
+
 With ``overwrite=True`` the listed files are replaced; files of an earlier export with a different
 tiling (e.g. a PNG for a tile that no longer exists) are left as they are.
 """
@@ -54,15 +62,21 @@ import numpy as np
 
 from ..files import atomic_path, check_writable
 
-__all__ = ["TileMap", "MapSet", "export_maps", "load_maps", "CSV_COLUMNS", "FORMATS"]
+__all__ = ["TileMap", "MapSet", "export_maps", "load_maps", "CSV_COLUMNS", "CSV_TAU_COLUMNS", "FORMATS"]
 
 FORMAT_TAG = "memsnn-maps"
 FORMAT_VERSION = 1
+FORMAT_VERSION_TAU = 2  # written when tau maps are present
 FORMATS = ("csv", "npz", "png")
 CSV_COLUMNS = ("tile_row", "tile_col", "row", "col", "g_plus_S", "g_minus_S", "weight")
 _CSV_HEADER_PREFIX = f"# {FORMAT_TAG} "
-_ARRAYS = ("g_plus", "g_minus", "weight")
-_CSV_VALUE_COLUMNS = {"g_plus": "g_plus_S", "g_minus": "g_minus_S", "weight": "weight"}
+_BASE_ARRAYS = ("g_plus", "g_minus", "weight")
+_TAU_ARRAYS = ("tau_plus", "tau_minus")
+_ARRAYS = (*_BASE_ARRAYS, *_TAU_ARRAYS)
+_OPTIONAL = ("g_minus", *_TAU_ARRAYS)  # may be absent (None)
+_CSV_VALUE_COLUMNS = {"g_plus": "g_plus_S", "g_minus": "g_minus_S", "weight": "weight",
+                      "tau_plus": "tau_plus_s", "tau_minus": "tau_minus_s"}
+CSV_TAU_COLUMNS = (*CSV_COLUMNS, "tau_plus_s", "tau_minus_s")
 _DTYPES = ("float16", "float32", "float64")
 
 
@@ -87,6 +101,10 @@ class TileMap:
     """Conductance of the negative device, siemens; None for single-device (reference column) arrays."""
     weight: np.ndarray
     """Effective weight, weight units."""
+    tau_plus: np.ndarray | None = None
+    """Volatile time constant of the positive device, seconds (tau maps only, else None)."""
+    tau_minus: np.ndarray | None = None
+    """Volatile time constant of the negative device, seconds (None without tau maps or G-)."""
 
 
 @dataclass
@@ -102,14 +120,16 @@ class MapSet:
     """Free-form metadata (str / int / float / bool values), e.g. preset, time."""
 
     def full(self, name: str) -> np.ndarray:
-        """Reassemble the full ``[rows, cols]`` matrix of ``name`` ("g_plus" | "g_minus" | "weight")."""
+        """Reassemble the full ``[rows, cols]`` matrix of ``name`` ("g_plus" | "g_minus" | "weight" |
+        "tau_plus" | "tau_minus")."""
         if name not in _ARRAYS:
             raise ValueError(f"unknown map {name!r}; allowed: {', '.join(_ARRAYS)}")
         if not self.tiles:
             raise ValueError("MapSet has no tiles")
         parts = [getattr(t, name) for t in self.tiles]
         if any(p is None for p in parts):
-            raise ValueError(f"{name} is absent in this map set (single-device crossbar without G-)")
+            why = "no tau maps were exported" if name in _TAU_ARRAYS else "single-device crossbar without G-"
+            raise ValueError(f"{name} is absent in this map set ({why})")
         out = np.empty(self.shape, dtype=parts[0].dtype)
         covered = np.zeros(self.shape, dtype=bool)
         for t, part in zip(self.tiles, parts):
@@ -238,6 +258,8 @@ def export_maps(
     name: str = "layer",
     meta: dict | None = None,
     overwrite: bool = False,
+    tau_plus: Any = None,
+    tau_minus: Any = None,
 ) -> list[Path]:
     """Write the conductance maps of one layer; return the written paths.
 
@@ -246,7 +268,8 @@ def export_maps(
     float32 / float64. Everything is validated, and every output path checked for existence,
     before the first file is written; with ``overwrite=False`` an existing output is an error.
     See the module docstring for the formats. Paths are returned in the order of ``formats``
-    (PNGs in row-major tile order).
+    (PNGs in row-major tile order). ``tau_plus`` / ``tau_minus``: optional per-device volatile
+    time constants (s, > 0, same shape; ``tau_minus`` needs ``g_minus``), written as version 2.
     """
     # ---- validate everything before writing anything
     name = _check_name(name)
@@ -257,7 +280,13 @@ def export_maps(
         "g_plus": _to_numpy("g_plus", g_plus),
         "g_minus": None if g_minus is None else _to_numpy("g_minus", g_minus),
         "weight": _to_numpy("weight", weight),
+        "tau_plus": None if tau_plus is None else _to_numpy("tau_plus", tau_plus),
+        "tau_minus": None if tau_minus is None else _to_numpy("tau_minus", tau_minus),
     }
+    if arrays["tau_minus"] is not None and arrays["g_minus"] is None:
+        raise ValueError("tau_minus given without g_minus: a single-device crossbar has no minus devices")
+    if arrays["tau_minus"] is not None and arrays["tau_plus"] is None:
+        raise ValueError("tau_minus given without tau_plus")
     given = {k: a for k, a in arrays.items() if a is not None}
     for k, a in given.items():
         if a.ndim != 2:
@@ -269,7 +298,9 @@ def export_maps(
     if 0 in shape:
         raise ValueError(f"the matrices are empty (shape {shape}); need at least one row and one column")
     for k, a in given.items():
-        _check_values(k, a, conductance=k != "weight")
+        _check_values(k, a, conductance=k in ("g_plus", "g_minus"))
+        if k in _TAU_ARRAYS and not (a > 0).all():
+            raise ValueError(f"{k} must be > 0 seconds everywhere (found {int((a <= 0).sum())} values <= 0)")
 
     directory = Path(directory)
     if directory.exists() and not directory.is_dir():
@@ -287,9 +318,12 @@ def export_maps(
     for _, path, _ in plan:
         check_writable(path, overwrite)
 
+    with_tau = arrays["tau_plus"] is not None
+    if not with_tau:
+        arrays = {k: arrays[k] for k in _BASE_ARRAYS}
     header = {
         "format": FORMAT_TAG,
-        "version": FORMAT_VERSION,
+        "version": FORMAT_VERSION_TAU if with_tau else FORMAT_VERSION,
         "shape": list(shape),
         "tile_size": list(tile),
         "dtypes": {k: (None if a is None else a.dtype.name) for k, a in arrays.items()},
@@ -328,10 +362,10 @@ def _write_csv(tmp: Path, arrays: dict, shape: tuple[int, int], tile: tuple[int,
     t_r, t_c = row // tile[0], col // tile[1]
     order = np.lexsort((col, row, t_c, t_r))  # tile by tile, then row-major inside a tile
     data = {"tile_row": t_r[order], "tile_col": t_c[order], "row": row[order], "col": col[order]}
-    for k, column in _CSV_VALUE_COLUMNS.items():
-        a = arrays[k]
-        data[column] = np.full(row.size, np.nan) if a is None else a.astype(np.float64).ravel()[order]
-    df = pd.DataFrame(data, columns=list(CSV_COLUMNS))
+    for k, a in arrays.items():
+        data[_CSV_VALUE_COLUMNS[k]] = np.full(row.size, np.nan) if a is None else a.astype(np.float64).ravel()[order]
+    columns = CSV_TAU_COLUMNS if "tau_plus" in arrays else CSV_COLUMNS
+    df = pd.DataFrame(data, columns=list(columns))
     with open(tmp, "w", newline="", encoding="utf-8") as fh:
         fh.write(_CSV_HEADER_PREFIX + header_json + "\n")
         df.to_csv(fh, index=False, float_format="%.17g", na_rep="", lineterminator="\n")
@@ -372,6 +406,13 @@ class _TilePlotter:
         if arrays["g_minus"] is not None:
             self.panels.append(("g_minus", "G- (uS)", 1e6, "viridis", g_lo, g_hi, "conductance (uS)"))
         self.panels.append(("weight", "effective weight", 1.0, "RdBu_r", -w_abs, w_abs, "weight"))
+        taus = [k for k in _TAU_ARRAYS if arrays.get(k) is not None]
+        if taus:  # log10 of the volatile time constants, one shared scale
+            t_lo = min(float(np.log10(arrays[k]).min()) for k in taus)
+            t_hi = max(float(np.log10(arrays[k]).max()) for k in taus)
+            t_hi = t_hi if t_hi > t_lo else t_lo + 1e-6
+            for k in taus:
+                self.panels.append((k, f"tau{'+' if k == 'tau_plus' else '-'} (log10 s)", "log10", "magma", t_lo, t_hi, "log10 tau (s)"))
         n = len(self.panels)
         self.fig, axes = plt.subplots(1, n, figsize=(4.2 * n, 4.0), squeeze=False)
         self.axes = list(axes[0])
@@ -391,7 +432,8 @@ class _TilePlotter:
         (i, j), (r0, r1), (c0, c1) = where
         extent = (c0 - 0.5, c1 - 0.5, r1 - 0.5, r0 - 0.5)  # global indices on the axes
         for ax, im, (key, _, factor, *_rest) in zip(self.axes, self.images, self.panels):
-            im.set_data(self.arrays[key][r0:r1, c0:c1].astype(np.float64) * factor)
+            part = self.arrays[key][r0:r1, c0:c1].astype(np.float64)
+            im.set_data(np.log10(part) if factor == "log10" else part * factor)
             im.set_extent(extent)
             ax.set_xlim(extent[0], extent[1])
             ax.set_ylim(extent[2], extent[3])
@@ -415,8 +457,9 @@ def _parse_header(text: str, source: Path) -> dict:
         raise ValueError(f"{source}: the {FORMAT_TAG} header is not valid JSON ({exc})") from None
     if not isinstance(header, dict) or header.get("format") != FORMAT_TAG:
         raise ValueError(f"{source} is not a {FORMAT_TAG} file (header format {header.get('format') if isinstance(header, dict) else header!r})")
-    if header.get("version") != FORMAT_VERSION:
-        raise ValueError(f"{source}: unsupported {FORMAT_TAG} version {header.get('version')!r}; this reader knows {FORMAT_VERSION}")
+    if header.get("version") not in (FORMAT_VERSION, FORMAT_VERSION_TAU):
+        raise ValueError(f"{source}: unsupported {FORMAT_TAG} version {header.get('version')!r}; this reader knows "
+                         f"{FORMAT_VERSION} and {FORMAT_VERSION_TAU}")
     missing = [k for k in ("shape", "tile_size", "dtypes", "meta") if k not in header]
     if missing:
         raise ValueError(f"{source}: header lacks {', '.join(missing)}")
@@ -425,11 +468,15 @@ def _parse_header(text: str, source: Path) -> dict:
         if not (isinstance(v, list) and len(v) == 2 and all(isinstance(x, int) and not isinstance(x, bool) and x > 0 for x in v)):
             raise ValueError(f"{source}: header {key} must be two positive ints, got {v!r}")
     dtypes = header["dtypes"]
-    if not isinstance(dtypes, dict) or set(dtypes) != set(_ARRAYS):
-        raise ValueError(f"{source}: header dtypes must name {', '.join(_ARRAYS)}, got {dtypes!r}")
+    names = _ARRAYS if header["version"] == FORMAT_VERSION_TAU else _BASE_ARRAYS
+    if not isinstance(dtypes, dict) or set(dtypes) != set(names):
+        raise ValueError(f"{source}: header dtypes must name {', '.join(names)}, got {dtypes!r}")
     for k, d in dtypes.items():
-        if (d is None and k != "g_minus") or (d is not None and d not in _DTYPES):
-            raise ValueError(f"{source}: header dtype of {k} is {d!r}; allowed: {', '.join(_DTYPES)}" + (" or null" if k == "g_minus" else ""))
+        if (d is None and k not in _OPTIONAL) or (d is not None and d not in _DTYPES):
+            raise ValueError(f"{source}: header dtype of {k} is {d!r}; allowed: {', '.join(_DTYPES)}" + (" or null" if k in _OPTIONAL else ""))
+    if header["version"] == FORMAT_VERSION_TAU and dtypes["tau_plus"] is None:
+        raise ValueError(f"{source}: a version {FORMAT_VERSION_TAU} header must give the dtype of tau_plus")
+    header["arrays"] = names
     if not isinstance(header["meta"], dict):
         raise ValueError(f"{source}: header meta must be an object, got {header['meta']!r}")
     header["shape"], header["tile_size"] = (shape[0], shape[1]), (tile[0], tile[1])
@@ -439,8 +486,8 @@ def _parse_header(text: str, source: Path) -> dict:
 def _assemble(header: dict, full: dict[str, np.ndarray | None]) -> MapSet:
     tiles = []
     for idx, (r0, r1), (c0, c1) in _tile_ranges(header["shape"], header["tile_size"]):
-        gp, gm, w = (None if full[k] is None else full[k][r0:r1, c0:c1].copy() for k in _ARRAYS)  # type: ignore[index]
-        tiles.append(TileMap(tile=idx, rows=(r0, r1), cols=(c0, c1), g_plus=gp, g_minus=gm, weight=w))
+        parts = {k: None if full.get(k) is None else full[k][r0:r1, c0:c1].copy() for k in _ARRAYS}  # type: ignore[index]
+        tiles.append(TileMap(tile=idx, rows=(r0, r1), cols=(c0, c1), **parts))
     return MapSet(tiles=tiles, shape=header["shape"], tile_size=header["tile_size"], meta=header["meta"])
 
 
@@ -479,13 +526,14 @@ def _load_csv(path: Path) -> MapSet:
     header = _parse_header(first[len(_CSV_HEADER_PREFIX):], path)
     try:
         # value columns forced to float64: an all-integral column ("0", "-0") must not become int
-        floats64 = {c: "float64" for c in _CSV_VALUE_COLUMNS.values()}
+        expected = CSV_TAU_COLUMNS if header["version"] == FORMAT_VERSION_TAU else CSV_COLUMNS
+        floats64 = {_CSV_VALUE_COLUMNS[k]: "float64" for k in header["arrays"]}
         df = pd.read_csv(path, skiprows=1, dtype=floats64, low_memory=False, **_exact_float_kwargs())
     except Exception as exc:  # noqa: BLE001 - re-raised with the file named
         raise ValueError(f"{path}: cannot parse the CSV table ({exc})") from None
-    missing = [c for c in CSV_COLUMNS if c not in df.columns]
+    missing = [c for c in expected if c not in df.columns]
     if missing:
-        raise ValueError(f"{path}: missing column(s) {', '.join(missing)}; expected {', '.join(CSV_COLUMNS)}")
+        raise ValueError(f"{path}: missing column(s) {', '.join(missing)}; expected {', '.join(expected)}")
     n_r, n_c = header["shape"]
     if len(df) != n_r * n_c:
         raise ValueError(f"{path}: {len(df)} data rows, expected {n_r * n_c} (one per position of {n_r}x{n_c})")
@@ -506,7 +554,7 @@ def _load_csv(path: Path) -> MapSet:
         if empty.any():
             raise ValueError(
                 f"{path}: column {c} has {int(empty.sum())} empty or NaN entries "
-                "(must be all filled, or all empty for g_minus_S)"
+                "(must be all filled, or all empty for g_minus_S / tau_minus_s)"
             )
         return values
 
@@ -520,8 +568,9 @@ def _load_csv(path: Path) -> MapSet:
         raise ValueError(f"{path}: tile_row/tile_col do not match row/col for tile_size {header['tile_size']}")
 
     full: dict[str, np.ndarray | None] = {}
-    for k, c in _CSV_VALUE_COLUMNS.items():
-        values = floats(c, allow_empty=k == "g_minus")
+    for k in header["arrays"]:
+        c = _CSV_VALUE_COLUMNS[k]
+        values = floats(c, allow_empty=k in _OPTIONAL)
         want = header["dtypes"][k]
         if (values is None) != (want is None):
             raise ValueError(f"{path}: column {c} is {'empty' if values is None else 'filled'} but the header dtype of {k} is {want!r}")
@@ -557,7 +606,7 @@ def _load_npz(path: Path) -> MapSet:
             if npz[k].tolist() != list(header[k]):
                 raise ValueError(f"{path}: key {k!r} = {npz[k].tolist()} disagrees with the header ({list(header[k])})")
         ranges = _tile_ranges(header["shape"], header["tile_size"])
-        present = [k for k in _ARRAYS if header["dtypes"][k] is not None]
+        present = [k for k in header["arrays"] if header["dtypes"][k] is not None]
         expected = {f"t{i}_{j}_{k}" for (i, j), _, _ in ranges for k in present}
         lacking, extra = sorted(expected - keys), sorted(keys - expected - {"header", "shape", "tile_size"})
         if lacking:
@@ -566,7 +615,7 @@ def _load_npz(path: Path) -> MapSet:
             raise ValueError(f"{path}: unexpected key(s) {', '.join(extra[:5])}{' ...' if len(extra) > 5 else ''} for shape {header['shape']} and tile_size {header['tile_size']}")
         tiles = []
         for (i, j), (r0, r1), (c0, c1) in ranges:
-            parts: dict[str, np.ndarray | None] = {"g_minus": None}
+            parts: dict[str, np.ndarray | None] = {k: None for k in _OPTIONAL}
             for k in present:
                 a = npz[f"t{i}_{j}_{k}"]
                 if a.shape != (r1 - r0, c1 - c0):
@@ -574,7 +623,5 @@ def _load_npz(path: Path) -> MapSet:
                 if a.dtype.name != header["dtypes"][k]:
                     raise ValueError(f"{path}: t{i}_{j}_{k} has dtype {a.dtype}, header says {header['dtypes'][k]}")
                 parts[k] = a
-            tiles.append(
-                TileMap(tile=(i, j), rows=(r0, r1), cols=(c0, c1), g_plus=parts["g_plus"], g_minus=parts["g_minus"], weight=parts["weight"])
-            )
+            tiles.append(TileMap(tile=(i, j), rows=(r0, r1), cols=(c0, c1), **parts))
     return MapSet(tiles=tiles, shape=header["shape"], tile_size=header["tile_size"], meta=header["meta"])

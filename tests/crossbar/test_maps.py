@@ -265,3 +265,26 @@ def test_full_rejects_unknown_name(tmp_path):
     export_maps(tmp_path, g_plus=g_plus, g_minus=g_minus, weight=weight, formats=["npz"])
     with pytest.raises(ValueError, match="unknown map 'g'.*g_plus, g_minus, weight"):
         load_maps(tmp_path / "layer_maps.npz").full("g")
+
+
+def test_tau_maps_round_trip_as_version_2_and_bad_tau_is_refused(tmp_path):
+    import json
+
+    rng = np.random.default_rng(0)
+    gp, gm = rng.uniform(1e-9, 1e-7, (5, 3)), rng.uniform(1e-9, 1e-7, (5, 3))
+    tp, tm = rng.uniform(1, 10, (5, 3)).astype(np.float32), rng.uniform(1, 10, (5, 3)).astype(np.float32)
+    files = export_maps(tmp_path, g_plus=gp, g_minus=gm, weight=gp - gm, tile_size=(2, 2), formats=("csv", "npz"),
+                        tau_plus=tp, tau_minus=tm)
+    head = json.loads(files[0].read_text().splitlines()[0][len("# memsnn-maps "):])
+    assert head["version"] == 2 and head["dtypes"]["tau_plus"] == "float32"
+    for f in files:
+        ms = load_maps(f)
+        assert np.array_equal(ms.full("tau_plus"), tp) and np.array_equal(ms.full("tau_minus"), tm)
+        assert ms.full("tau_plus").dtype == np.float32
+    plain = export_maps(tmp_path / "plain", g_plus=gp, g_minus=gm, weight=gp - gm, formats=("csv",))
+    with pytest.raises(ValueError, match="no tau maps"):
+        load_maps(plain[0]).full("tau_plus")
+    with pytest.raises(ValueError, match="tau_plus must be > 0"):
+        export_maps(tmp_path / "bad", g_plus=gp, g_minus=gm, weight=gp - gm, formats=("csv",), tau_plus=-tp)
+    with pytest.raises(ValueError, match="tau_minus given without g_minus"):
+        export_maps(tmp_path / "bad", g_plus=gp, g_minus=None, weight=gp, formats=("csv",), tau_plus=tp, tau_minus=tm)
