@@ -53,6 +53,8 @@ __all__ = [
     "Dataset",
     "load_dataset",
     "dataset_names",
+    "dataset_time_steps",
+    "temporal_names",
     "FASHION_MNIST_DIR",
     "FASHION_MNIST_CLASSES",
     "PATTERNS_5X3",
@@ -297,6 +299,23 @@ def _describe_tensor(t) -> str:
     if isinstance(t, torch.Tensor):
         return f"{t.dtype} tensor of shape {tuple(t.shape)}"
     return type(t).__name__
+
+
+def dataset_time_steps(name: str, task_params: Mapping | None = None) -> int | None:
+    """T, the steps per sample, of dataset ``name`` with these ``task_params`` (without loading
+    it), or None for a dataset of static features. Raises the loader's errors for a bad name or
+    bad task_params."""
+    name = _check_name(name)
+    if name == "seq_fashion_mnist":
+        return _FASHION_ROWS
+    if name in _GENERATED:
+        return int(resolve_task_params(name, task_params).time_steps)
+    return None
+
+
+def temporal_names() -> list[str]:
+    """Names of the datasets whose samples are sequences (``Dataset.time_steps`` set)."""
+    return list(_TEMPORAL)
 
 
 def dataset_names() -> list[str]:
