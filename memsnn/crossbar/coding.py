@@ -1,5 +1,10 @@
 """An encoder as a configuration: turns static samples ``[B, F]`` (scaled to [0, 1]) into spikes
-``[T, B, F]`` with one of the functions of :mod:`memsnn.crossbar.encoders`."""
+``[T, B, F]`` with one of the functions of :mod:`memsnn.crossbar.encoders`, or (kind
+``"sequence"``) sequences flattened time-major ``[B, T * C]`` into their spikes ``[T, B, C]``.
+
+Kind ``"sequence"`` is the input of a temporal dataset (``Dataset.time_steps`` set); the
+surrogate-gradient methods choose it, with ``num_steps = time_steps``, by themselves on such a
+dataset (:func:`memsnn.experiments.methods.encoder_for`)."""
 
 from __future__ import annotations
 
@@ -13,7 +18,7 @@ from . import encoders
 
 __all__ = ["Encoder", "ENCODINGS"]
 
-ENCODINGS = ("rate", "poisson", "latency")
+ENCODINGS = ("rate", "poisson", "latency", "sequence")
 
 
 @dataclass(frozen=True)
@@ -22,7 +27,7 @@ class Encoder(Params):
 
     _owner = "encoder"
 
-    kind: str = param("rate", check=None, choices=ENCODINGS, doc="rate (Bernoulli), poisson, or latency (time to first spike)")
+    kind: str = param("rate", check=None, choices=ENCODINGS, doc="rate (Bernoulli), poisson, latency (time to first spike), or sequence (temporal data: x[t * C + c] is step t of channel c, 0/1 as spikes, else a spike probability)")
     num_steps: int = param(25, unit="steps", check="int>=1", doc="time steps T")
     gain: float = param(1.0, unit="1", check=">0", doc="rate: firing probability per step = gain * x")
     max_rate: float = param(100.0, unit="Hz", check=">0", doc="poisson: rate of an input of 1")
@@ -38,6 +43,8 @@ class Encoder(Params):
             raise ValueError(f"encoder input must be [batch, features], got {tuple(getattr(x, 'shape', ()))}")
         if self.kind == "rate":
             return encoders.rate(x, self.num_steps, gain=self.gain, generator=generator)
+        if self.kind == "sequence":
+            return encoders.sequence(x, self.num_steps, generator=generator)
         if self.kind == "poisson":
             return encoders.poisson(x, self.num_steps, dt=self.dt, max_rate=self.max_rate, generator=generator)
         return encoders.latency(x, self.num_steps, threshold=self.threshold, tau=self.tau, clip=self.clip,

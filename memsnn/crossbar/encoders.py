@@ -18,6 +18,9 @@ latency    one spike at the time-to-first-spike of an RC neuron charged by ``x``
            ``threshold``; times are rounded (half to even) to whole steps
 delta      for a time series ``[T, ...]``: spike where ``x[t] - x[t-1] >= threshold``
            (``-1`` where ``<= -threshold`` with ``off_spike``)
+sequence   for sequences flattened time-major ``[B, T * C]``: step ``t`` of channel ``c`` is
+           ``x[:, t * C + c]``; a value in {0, 1} is used as the spike itself, any other value
+           in [0, 1] as a Bernoulli probability of a spike at that step (ours; no snnTorch twin)
 ========== =================================================================================
 
 Differences from snnTorch: a latency time beyond ``T - 1`` is clamped to ``T - 1`` (snnTorch
@@ -36,7 +39,7 @@ import torch
 
 from .._random import as_generator
 
-__all__ = ["rate", "poisson", "latency", "delta"]
+__all__ = ["rate", "poisson", "latency", "delta", "sequence"]
 
 Tensor = torch.Tensor
 
@@ -257,3 +260,34 @@ def delta(
     if off_spike:
         spikes = spikes - (change <= -threshold).to(data.dtype)
     return spikes
+
+
+def sequence(data: Tensor, num_steps: int, generator: torch.Generator | int | None = None) -> Tensor:
+    """Spikes of sequences given flattened time-major: ``data [B, T * C]`` -> ``[T, B, C]``.
+
+    ``data[b, t * C + c]`` is channel ``c`` at step ``t`` (the layout of a temporal
+    :class:`~memsnn.experiments.datasets.Dataset`). Each value ``p`` gives a spike with
+    probability ``p`` at its step: values in {0, 1} are spikes and come out unchanged whatever the
+    draw, values strictly between are Bernoulli probabilities (e.g. the
+    pixel intensities of sequential Fashion-MNIST), drawn independently per value.
+
+    Args:
+        data: ``[B, T * C]``, values in [0, 1] (checked).
+        num_steps: T (>= 1); must divide the number of columns.
+        generator: ``torch.Generator`` or int seed (None: torch's global RNG).
+
+    Returns:
+        spikes ``[T, B, C]`` of 0.0 / 1.0.
+    """
+    data = _float_data(data)
+    num_steps = _num_steps(num_steps)
+    if data.dim() != 2 or data.shape[1] % num_steps:
+        raise ValueError(
+            f"sequence data must be [batch, T * channels] with T = num_steps = {num_steps} dividing the columns, "
+            f"got shape {tuple(data.shape)}"
+        )
+    _unit_range(data, "sequence data")
+    steps = data.reshape(data.shape[0], num_steps, -1).transpose(0, 1)
+    g = as_generator(generator, data.device)
+    u = torch.rand(steps.shape, generator=g, device=data.device, dtype=data.dtype)
+    return (u < steps).to(data.dtype)  # u in [0, 1): p = 1 always fires, p = 0 never

@@ -140,6 +140,24 @@ def _csv_list(text: str) -> tuple[str, ...]:
     return tuple(s.strip() for s in text.split(",") if s.strip())
 
 
+def _task_params(items: list[str] | None) -> dict | None:
+    """``--task-param KEY=VALUE`` options as a mapping; values read as numbers (int before float)
+    where they are one, else kept as text. ValueError naming a malformed item."""
+    if not items:
+        return None
+    from .config import _parse_scalar
+
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip() or not value.strip():
+            raise ValueError(f"--task-param {item!r} is not KEY=VALUE (e.g. --task-param delay=50)")
+        if key.strip() in out:
+            raise ValueError(f"--task-param {key.strip()!r} given more than once")
+        out[key.strip()] = _parse_scalar(value)
+    return out
+
+
 def _say_dataset(cfg, given_label: str | None, data) -> None:
     """Print what a CSV dataset became: its label column and how it was chosen, its size."""
     from .datasets import check_csv_header, is_csv_path
@@ -175,12 +193,12 @@ def _cmd_exsitu(args: argparse.Namespace) -> int:
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
-    from .compare import CompareConfig, load_data, run_compare
+    from .compare import CompareConfig, load_data, run_compare, temporal_note
     from .datasets import dataset_slug
     from .rundir import new_run_dir
 
     fields = {"dataset": args.dataset, "label_column": args.label_column, "device": args.device, "epochs": args.epochs, "seed": args.seed,
-              "limit": args.limit, "backend": args.backend, "input_noise": args.input_noise,
+              "limit": args.limit, "task_params": _task_params(args.task_param), "backend": args.backend, "input_noise": args.input_noise,
               "spike_drop": args.spike_drop, "spike_insert": args.spike_insert, "train_noise": args.train_noise or None}
     if args.rules:
         fields["rules"] = _csv_list(args.rules)
@@ -188,6 +206,9 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     cfg = CompareConfig.quick(**fields) if args.quick else CompareConfig(**fields)  # validates first
     data = load_data(cfg)  # every data check before a run directory exists
     _say_dataset(cfg, args.label_column, data)
+    note = temporal_note(data, cfg.rules)
+    if note:
+        print(note)
     out = new_run_dir(args.out, f"compare-{dataset_slug(cfg.dataset)}-{cfg.device}")
     print(f"run directory: {out}")
     result = run_compare(cfg, out_dir=out, progress=not args.quiet, data=data)
@@ -399,9 +420,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("compare", help="in-situ rules vs digital baselines on one dataset and device (the main job)")
     p.add_argument("--dataset",
-                   help="digits (default), iris, breast_cancer, patterns_5x3, fashion_mnist, or a CSV file (PATH.csv)")
+                   help="digits (default), iris, breast_cancer, patterns_5x3, fashion_mnist, the temporal "
+                        "seq_fashion_mnist, dmts, spike_patterns, or a CSV file (PATH.csv)")
     p.add_argument("--label-column", metavar="NAME",
                    help="CSV: the column of class labels (default: 'label' if present, else the last column)")
+    p.add_argument("--task-param", action="append", metavar="KEY=VALUE",
+                   help="an option of a generated temporal task (dmts, spike_patterns), e.g. delay=50; repeatable")
     p.add_argument("--device", help="device preset of the in-situ methods (default srtio3)")
     p.add_argument("--epochs", type=int, help="training epochs (default 10; --quick 2)")
     p.add_argument("--rules", help="comma-separated subset of stdp,sg,ssdp,csdp,logreg (default all)")

@@ -23,6 +23,12 @@ conductance maps of every in-situ method under ``maps/``, and every in-situ meth
 ``trained/`` (``<method>.pt``: its crossbars, read by ``memsnn export-maps``; ``<method>.state.pt``:
 the rest), written when its training ends, so that ``memsnn evaluate DIR --at SECONDS`` re-reads it
 later in time without training again (:mod:`memsnn.experiments.trained`).
+
+On a temporal dataset (``dmts``, ``spike_patterns``, ``seq_fashion_mnist``; options in
+``task_params``, e.g. ``--task-param delay=50``) ``sg`` and ``ssdp`` feed each sample's sequence
+in time (``num_steps`` is the dataset's T, not ``num_steps``); ``stdp``, ``csdp`` and ``logreg``
+see the flattened ``[T * C]`` sequence as static features and do not integrate in time
+(:func:`temporal_note` says so in the output and ``compare.md``).
 """
 
 from __future__ import annotations
@@ -41,13 +47,14 @@ from ..crossbar.perturb import InputNoise, feature_bounds
 from ..device_models import preset_names
 from ..learning.loop import Method, fit
 from ..params import Params, param
-from .datasets import Dataset, dataset_errors, dataset_kwargs, load_dataset, default_label_column
+from .datasets import Dataset, dataset_errors, dataset_kwargs, load_dataset, default_label_column, is_csv_path
+from .temporal import task_params_errors
 from .exsitu import _markdown
-from .methods import build_method, evaluate
+from .methods import SEQUENCE_RULES, build_method, evaluate
 from .snn_plots import plot_conductance_histograms
 from .trained import TRAINED_DIR, _slug, save_trained
 
-__all__ = ["CompareConfig", "CompareResult", "run_compare", "load_data", "RULES"]
+__all__ = ["CompareConfig", "CompareResult", "run_compare", "load_data", "temporal_note", "RULES"]
 
 #: rule name -> the methods it adds to the table
 RULES = {
@@ -68,6 +75,8 @@ class CompareConfig(Params):
     dataset: str = param("digits", check=None, doc="dataset name, or the path of a CSV file (one row per sample)")
     label_column: str | None = param(None, check=None, optional=True,
                                      doc="CSV only: the label column (None: 'label' if present, else the last column)")
+    task_params: dict | None = param(None, check=None, optional=True,
+                                     doc="options of a generated temporal task (dmts, spike_patterns), e.g. {'delay': 50}")
     device: str = param("srtio3", check=None, choices=tuple(preset_names()), doc="device preset of the in-situ methods")
     rules: tuple = param(tuple(RULES), check=None, doc="rules to run")
     epochs: int = param(10, unit="1", check="int>=1", doc="training epochs of every method")
@@ -102,6 +111,8 @@ class CompareConfig(Params):
 
     def _cross_checks(self) -> Iterator[str]:
         yield from dataset_errors(self.dataset, self.label_column)
+        if not is_csv_path(self.dataset):
+            yield from task_params_errors(self.dataset, self.task_params)
         if self.train_noise and self.noise() is None:
             yield "train_noise=True needs input noise: set input_noise, spike_drop or spike_insert > 0"
         bad = [r for r in self.rules if r not in RULES]
@@ -129,7 +140,7 @@ def _epochs(cfg: CompareConfig, rule: str) -> int:
 
 def _methods(cfg: CompareConfig, data, rule: str) -> list[Method]:
     """The in-situ and the float method of ``rule``, built by :func:`memsnn.experiments.methods.build_method`."""
-    enc = Encoder(num_steps=cfg.num_steps)
+    enc = None if data.time_steps else Encoder(num_steps=cfg.num_steps)  # temporal: the sequence itself
     extra = {"sg": {"lr": cfg.sg_lr, "digital_lr": cfg.digital_lr},
              "ssdp": {"lr": cfg.sg_lr, "digital_lr": cfg.digital_lr}}.get(rule, {})
     epochs = _epochs(cfg, rule)
@@ -157,7 +168,23 @@ def _logreg(data, seed: int, noise: InputNoise | None) -> dict:
 
 def load_data(cfg: CompareConfig) -> Dataset:
     """The dataset of ``cfg`` (its split and ``limit``); every data check of the loader applies."""
-    return load_dataset(**dataset_kwargs(cfg.dataset, cfg.label_column), seed=cfg.seed, limit=cfg.limit)
+    return load_dataset(**dataset_kwargs(cfg.dataset, cfg.label_column), seed=cfg.seed, limit=cfg.limit,
+                        task_params=cfg.task_params)
+
+
+def temporal_note(data: Dataset, rules) -> str | None:
+    """What each rule makes of a temporal dataset, one sentence (None for static data)."""
+    if not data.time_steps:
+        return None
+    seq = [r for r in rules if r in SEQUENCE_RULES]
+    static = [r for r in rules if r not in SEQUENCE_RULES]
+    parts = [f"dataset {data.name} is temporal: T = {data.time_steps} steps x {data.n_channels} channels"]
+    if seq:
+        parts.append(f"{', '.join(seq)} feed the sequence in time (encoder 'sequence', {data.n_channels} inputs)")
+    if static:
+        parts.append(f"{', '.join(static)} see the flattened {data.n_features}-vector as static features "
+                     "and do not integrate in time")
+    return "; ".join(parts)
 
 
 def run_compare(cfg: CompareConfig | None = None, *, out_dir: str | Path | None = None, progress: bool = True,
@@ -181,7 +208,7 @@ def run_compare(cfg: CompareConfig | None = None, *, out_dir: str | Path | None 
             epochs = _epochs(cfg, rule)
             before = int(method.counters().get("pulses", 0))
             hist = fit(method, data, epochs=epochs, batch_size=cfg.batch_size, seed=cfg.seed, progress=progress,
-                       num_steps=cfg.num_steps, input_noise=cfg.noise() if cfg.train_noise else None)
+                       num_steps=data.time_steps or cfg.num_steps, input_noise=cfg.noise() if cfg.train_noise else None)
             hist.insert(0, "method", method.name)
             histories.append(hist)
             if method.crossbars():
@@ -202,7 +229,8 @@ def run_compare(cfg: CompareConfig | None = None, *, out_dir: str | Path | None 
     history = pd.concat(histories, ignore_index=True) if histories else pd.DataFrame()
     if out is not None:
         table.to_csv(out / "compare.csv", index=False)
-        (out / "compare.md").write_text(_markdown(table))
+        note = temporal_note(data, cfg.rules)
+        (out / "compare.md").write_text(_markdown(table) + (f"\n{note}.\n" if note else ""))
         history.to_csv(out / "history.csv", index=False)
         if not history.empty:
             _plot_history(history, table, out / "accuracy_vs_epoch.png")

@@ -10,7 +10,8 @@ and saves to TOML (:func:`load_config`, :func:`save_config`, :meth:`ExperimentCo
 Sections (``[section]`` in the file, ``section.key`` in messages and overrides)::
 
     name, seed            label (optional) and the seed of split, weights, devices and spikes
-    [data]                dataset, path, label_column, test_fraction, scaling, limit, classes
+    [data]                dataset, path, label_column, test_fraction, scaling, limit, classes,
+                          task_params (a table: the options of a generated temporal task)
     [encoder]             Encoder fields (kind, num_steps, ...); sg / ssdp only
     [network]             hidden (neurons per hidden layer), beta (LIF decay per step)
     [device]              preset, device-agnostic knobs, any field of the preset's parameters
@@ -82,8 +83,9 @@ from ..device_models.presets import PRESETS
 from ..files import atomic_path
 from ..learning.scheduler import SchedulerParams
 from ..params import ParameterError, Params, _check_field, param, unknown_key_message
-from .datasets import SCALINGS, _check_args, check_csv_header, dataset_names
-from .methods import EXTRA_FIELDS, RULES, rule_param_fields, rule_params_errors
+from .datasets import SCALINGS, _check_args, check_csv_header, dataset_names, dataset_time_steps
+from .temporal import TASK_PARAMS, task_params_errors
+from .methods import EXTRA_FIELDS, RULES, encoder_problem, rule_param_fields, rule_params_errors
 
 __all__ = [
     "ConfigError",
@@ -372,9 +374,42 @@ class DataSection(_Section):
                               doc="keep the first N training samples and N // 6 test samples (None: all)")
     classes: tuple | None = param(None, check=None, optional=True,
                                   doc="keep only these class indices, relabelled 0..k-1 in this order (None: all)")
+    task_params: dict | None = param(None, check=None, optional=True,
+                                     doc="generated temporal tasks (dmts, spike_patterns): their options, e.g. "
+                                         "{delay = 50} (None: the defaults)")
+
+    def __post_init__(self) -> None:
+        errors = []
+        try:
+            super().__post_init__()
+        except ConfigError as err:
+            errors = list(err.errors)
+        errors.extend(self._task_params_messages())
+        if errors:
+            raise ConfigError(errors)
+        if self.task_params is not None:  # canonical: the keys given, integral floats of int fields as ints
+            cls = TASK_PARAMS.get(self.dataset)
+            ints = {f.name for f in dataclasses.fields(cls) if f.type == "int"} if cls else set()
+            canon = {k: int(v) if k in ints else v for k, v in self.task_params.items()}
+            object.__setattr__(self, "task_params", canon or None)
+
+    def _task_params_messages(self) -> list[str]:
+        """Every problem of ``task_params``, with the dotted key ``data.task_params.<option>``."""
+        if not isinstance(self.dataset, str) or self.dataset not in dataset_names():
+            return []  # the dataset's own message says it
+        out = []
+        for e in task_params_errors(self.dataset, self.task_params):
+            m = _FIELD_MSG.match(e)
+            if e.startswith("unknown parameter '"):
+                out.append(e.replace("unknown parameter '", "unknown parameter 'data.task_params.", 1))
+            elif m and self.dataset in TASK_PARAMS and m.group(1) in TASK_PARAMS[self.dataset].field_names():
+                out.append(f"data.task_params.{e}")
+            else:
+                out.append(f"data.{e}")
+        return out
 
     def _cross_checks(self) -> Iterator[str]:
-        try:  # the loader's own argument rules (csv needs path and label_column, ...)
+        try:  # the loader's own argument rules (csv needs path and label_column, ...); task_params: above
             _check_args(self.dataset, 0, self.test_fraction, self.scaling, self.path, self.label_column, self.limit,
                         self.classes)
             if self.dataset == "csv":  # the header only: a missing label column is found before any run
@@ -690,6 +725,11 @@ class ExperimentConfig:
             known, errs = _component(sec, getattr(self, sec))
             errors.extend(errs)
             object.__setattr__(self, sec, known)
+        if not errors and self.encoder:  # a temporal dataset is fed as its sequence (methods.encoder_for)
+            problem = encoder_problem(self.data.dataset, dataset_time_steps(self.data.dataset, self.data.task_params),
+                                      Encoder(**self.encoder))
+            if problem:
+                errors.append(f"encoder: {problem}")
         if errors:
             raise ConfigError(errors)
 
@@ -870,8 +910,19 @@ def _locate(d: dict[str, Any], key: str) -> tuple[dict[str, Any], str, _Spec]:
                                  + f" [rule {rule!r}]")
             return table.setdefault("params", {}), rest[1], specs[rest[1]]
         raise ValueError(_unknown("rule", ".".join(rest), ["name", "insitu", "params.<field>"]))
+    if sec == "data" and len(rest) == 2 and rest[0] == "task_params":
+        dataset = table.get("dataset", "digits")
+        if dataset not in TASK_PARAMS:
+            raise ValueError(f"{key}: data.dataset={dataset!r} takes no task_params; only "
+                             f"{', '.join(map(repr, TASK_PARAMS))} do")
+        specs = _specs(TASK_PARAMS[dataset])
+        if rest[1] not in specs:
+            raise ValueError(_unknown("data.task_params", rest[1], list(specs)) + f" [dataset {dataset!r}]")
+        if not isinstance(table.get("task_params"), dict):
+            table["task_params"] = {}
+        return table["task_params"], rest[1], specs[rest[1]]
     if len(rest) != 1:
-        raise ValueError(f"unknown key {key!r}: [{sec}] has no sub-tables")
+        raise ValueError(f"unknown key {key!r}: [{sec}] has no sub-tables except data.task_params")
     leaf = rest[0]
     if sec in _FULL_SECTIONS or sec in _COMPONENTS:
         cls = _FULL_SECTIONS.get(sec) or _COMPONENTS[sec]
@@ -955,6 +1006,7 @@ scaling = "minmax"         # {", ".join(SCALINGS)} - fitted on the training spli
 # path = "data.csv"        # csv: the file (required); fashion_mnist: directory of the IDX files
 # label_column = "label"   # csv only (required there): the column holding the class labels
 # classes = [0, 1, 2, 3, 4]  # keep only these class indices, relabelled 0..k-1 in this order (absent: all)
+# task_params = {{delay = 50, noise_rate = 0.05}}  # dmts / spike_patterns: options of the generated task
 
 [encoder]
 # Input spike code of the surrogate-gradient rules (sg, ssdp); absent keys take the Encoder

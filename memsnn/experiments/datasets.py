@@ -7,9 +7,15 @@ Nothing is ever downloaded. The sources are
   out in this module: 20 clean copies of each, 200 samples of 15 features in {0, 1};
 - ``"fashion_mnist"``: the four IDX files in :data:`FASHION_MNIST_DIR` (Debian's package
   ``dataset-fashion-mnist``) or in a directory given as ``path``;
-- ``"csv"``: any CSV file with a label column.
+- ``"csv"``: any CSV file with a label column;
+- temporal tasks (:mod:`memsnn.experiments.temporal`): ``"dmts"`` (delayed match-to-sample) and
+  ``"spike_patterns"`` (spike-timing templates), generated from ``seed`` with options
+  ``task_params``, and ``"seq_fashion_mnist"`` (Fashion-MNIST read row by row, 28 steps of 28
+  channels).
 
 Every loader returns a :class:`Dataset` of float32 features ``[N, F]`` and int64 labels ``[N]``.
+A temporal dataset (``Dataset.time_steps`` set) holds each sample as a sequence flattened
+time-major, ``[N, T * C]``; :meth:`Dataset.sequences` returns ``[T, N, C]``.
 ``classes=`` keeps a subset of the classes of any dataset, relabelled ``0 .. k-1`` in the order
 given, before the split, ``limit`` and the scaling.
 The features are scaled with statistics of the training split only and the test split is
@@ -23,6 +29,8 @@ Example::
     ds = load_dataset("patterns_5x3")            # 150 train / 50 test bitmaps, 15 features in {0, 1}
     ds = load_dataset("fashion_mnist", classes=[0, 1, 2, 3, 4], limit=600)  # 5 classes, 600 + 100
     ds = load_dataset("csv", path="data.csv", label_column="species")
+    ds = load_dataset("dmts", task_params={"delay": 50, "noise_rate": 0.05})  # 1000 / 300 trials
+    ds.sequences("train")                        # [T = 70, 1000, C = 24] spikes
 """
 
 from __future__ import annotations
@@ -31,7 +39,7 @@ import difflib
 import math
 import numbers
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,11 +47,14 @@ import numpy as np
 import torch
 
 from memsnn.experiments.idx import read_idx
+from memsnn.experiments.temporal import TASK_PARAMS, generate_task, resolve_task_params, task_params_errors
 
 __all__ = [
     "Dataset",
     "load_dataset",
     "dataset_names",
+    "dataset_time_steps",
+    "temporal_names",
     "FASHION_MNIST_DIR",
     "FASHION_MNIST_CLASSES",
     "PATTERNS_5X3",
@@ -135,10 +146,18 @@ PATTERNS_5X3 = {
 SCALINGS = ("minmax", "standard", "none")
 
 _SKLEARN = ("digits", "iris", "breast_cancer")
-_BUILTIN = (*_SKLEARN, "patterns_5x3")  # no file to read: path= is refused
-_NAMES = (*_BUILTIN, "fashion_mnist", "csv")
-#: classes per dataset, for checking ``classes=`` before loading (csv: known after reading)
-_N_CLASSES = {"digits": 10, "iris": 3, "breast_cancer": 2, "patterns_5x3": len(PATTERNS_5X3), "fashion_mnist": 10}
+_GENERATED = tuple(TASK_PARAMS)  # temporal tasks generated from seed and task_params
+_BUILTIN = (*_SKLEARN, "patterns_5x3", *_GENERATED)  # no file to read: path= is refused
+_FASHION = ("fashion_mnist", "seq_fashion_mnist")  # read from the IDX files, official split
+_NAMES = (*_SKLEARN, "patterns_5x3", *_FASHION, *_GENERATED, "csv")
+#: classes per dataset, for checking ``classes=`` before loading (csv: known after reading;
+#: spike_patterns: after its task_params are resolved)
+_N_CLASSES = {"digits": 10, "iris": 3, "breast_cancer": 2, "patterns_5x3": len(PATTERNS_5X3), "fashion_mnist": 10,
+              "seq_fashion_mnist": 10, "dmts": 2}
+#: steps per sample of seq_fashion_mnist: one image row per step
+_FASHION_ROWS = 28
+#: datasets whose samples are sequences (Dataset.time_steps set)
+_TEMPORAL = (*_GENERATED, "seq_fashion_mnist")
 _PATTERN_COPIES = 20  # clean copies of each bitmap in "patterns_5x3"
 _FASHION_FILES = {
     "x_train": "train-images-idx3-ubyte",
@@ -173,7 +192,11 @@ class Dataset:
     image_shape: tuple[int, int] | None = None
     """``(height, width)`` when each sample is a flattened image, else None."""
     source: str | None = None
-    """The file or directory read (None for scikit-learn's bundled data)."""
+    """The file or directory read (None for scikit-learn's bundled data and generated tasks)."""
+    time_steps: int | None = None
+    """Temporal datasets: T, the steps of each sample; each row of ``x_train`` / ``x_test`` is a
+    sequence flattened time-major, ``[N, T * C]`` with ``C = n_features // T`` channels
+    (``x[:, t * C + c]`` = channel ``c`` at step ``t``). None: static features."""
 
     def __post_init__(self) -> None:
         problems = []
@@ -205,6 +228,15 @@ class Dataset:
                 problems.append(
                     f"image_shape {self.image_shape} does not match {self.x_train.shape[1]} features"
                 )
+            t = self.time_steps
+            if t is not None:
+                if isinstance(t, bool) or not isinstance(t, numbers.Integral) or t < 1:
+                    problems.append(f"time_steps={t!r} is not allowed: must be an integer >= 1 or None")
+                elif self.x_train.shape[1] % t or self.x_train.shape[1] == 0:
+                    problems.append(
+                        f"time_steps={t} does not divide the {self.x_train.shape[1]} features into T * C "
+                        "(a temporal sample is [T * C], time-major)"
+                    )
         if problems:
             raise ValueError(f"invalid Dataset {self.name!r}: " + "; ".join(problems))
 
@@ -215,8 +247,27 @@ class Dataset:
 
     @property
     def n_classes(self) -> int:
-        """Number of classes C."""
+        """Number of classes."""
         return len(self.classes)
+
+    @property
+    def n_channels(self) -> int:
+        """Input channels per step: ``n_features // time_steps`` for a temporal dataset, else
+        ``n_features``."""
+        return self.n_features // self.time_steps if self.time_steps else self.n_features
+
+    def sequences(self, split: str) -> torch.Tensor:
+        """The samples of ``split`` (``"train"`` or ``"test"``) as sequences ``[T, N, C]`` (a view
+        of the features, time first as the spiking layers take them). Only for a temporal
+        dataset."""
+        if split not in ("train", "test"):
+            raise ValueError(f"split={split!r} is not allowed: must be 'train' or 'test'")
+        if self.time_steps is None:
+            raise ValueError(f"dataset {self.name!r} is not temporal (time_steps is None): its samples are static "
+                             f"features [N, {self.n_features}]; temporal datasets: "
+                             + ", ".join(n for n in _NAMES if n in _TEMPORAL))
+        x = getattr(self, f"x_{split}")
+        return x.reshape(x.shape[0], self.time_steps, self.n_channels).permute(1, 0, 2)
 
     def describe(self) -> dict:
         """Sizes and class balance as plain Python values (for tables and logs)."""
@@ -229,6 +280,8 @@ class Dataset:
             "n_features": self.n_features,
             "n_classes": self.n_classes,
             "image_shape": self.image_shape,
+            "time_steps": self.time_steps,
+            "n_channels": self.n_channels,
             "source": self.source,
             "classes": list(self.classes),
             "train_counts": dict(zip(self.classes, train_counts)),
@@ -246,6 +299,23 @@ def _describe_tensor(t) -> str:
     if isinstance(t, torch.Tensor):
         return f"{t.dtype} tensor of shape {tuple(t.shape)}"
     return type(t).__name__
+
+
+def dataset_time_steps(name: str, task_params: Mapping | None = None) -> int | None:
+    """T, the steps per sample, of dataset ``name`` with these ``task_params`` (without loading
+    it), or None for a dataset of static features. Raises the loader's errors for a bad name or
+    bad task_params."""
+    name = _check_name(name)
+    if name == "seq_fashion_mnist":
+        return _FASHION_ROWS
+    if name in _GENERATED:
+        return int(resolve_task_params(name, task_params).time_steps)
+    return None
+
+
+def temporal_names() -> list[str]:
+    """Names of the datasets whose samples are sequences (``Dataset.time_steps`` set)."""
+    return list(_TEMPORAL)
 
 
 def dataset_names() -> list[str]:
@@ -303,7 +373,8 @@ def _check_classes(classes, n_classes: int | None, what: str) -> list[int] | Non
     return keep
 
 
-def _check_args(name, seed, test_fraction, scaling, path, label_column, limit, classes=None) -> str:
+def _check_args(name, seed, test_fraction, scaling, path, label_column, limit, classes=None,
+                task_params=None) -> str:
     name = _check_name(name)
     if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not 0 <= seed < 2**32:
         raise ValueError(f"seed={seed!r} is not allowed: must be an integer in [0, 2**32)")
@@ -323,11 +394,19 @@ def _check_args(name, seed, test_fraction, scaling, path, label_column, limit, c
     _check_classes(classes, _N_CLASSES.get(name), f"dataset {name!r}")
     if path is not None and not isinstance(path, (str, os.PathLike)):
         raise TypeError(f"path must be a string or path, got {type(path).__name__} {path!r}")
+    errors = task_params_errors(name, task_params)
+    if errors:
+        raise ValueError(f"invalid task_params of dataset {name!r}:\n  - " + "\n  - ".join(errors))
+    if name in _GENERATED and scaling == "standard":
+        raise ValueError(
+            f"scaling='standard' is not allowed for dataset {name!r}: its features are spikes in {{0, 1}} and are "
+            "used as they are; use 'minmax' or 'none' (neither is applied to generated spike tasks)"
+        )
     if name in _BUILTIN and path is not None:
-        where = "built into memsnn" if name == "patterns_5x3" else "scikit-learn's bundled copy"
+        where = "scikit-learn's bundled copy" if name in _SKLEARN else "built into memsnn"
         raise ValueError(
             f"path={str(path)!r} is not used by dataset {name!r} ({where}); "
-            "path is for 'fashion_mnist' (a directory) and 'csv' (a file)"
+            "path is for 'fashion_mnist' / 'seq_fashion_mnist' (a directory) and 'csv' (a file)"
         )
     if name != "csv" and label_column is not None:
         raise ValueError(f"label_column={label_column!r} is only used by dataset 'csv', not {name!r}")
@@ -356,6 +435,7 @@ def load_dataset(
     label_column: str | None = None,
     limit: int | None = None,
     classes: Sequence[int] | None = None,
+    task_params: Mapping | None = None,
 ) -> Dataset:
     """Load a dataset, split it into training and test sets and scale its features.
 
@@ -369,17 +449,29 @@ def load_dataset(
             the "5x3 binary patterns" row of Prajapati et al., arXiv 2507.20998 (supervised in-situ
             STDP); that paper's exact pattern set is not public, so this is a plain 3x5 pixel font
             of the ten digits, not its patterns.
+            Temporal (``Dataset.time_steps`` set, samples ``[T * C]`` time-major;
+            :mod:`memsnn.experiments.temporal`): ``"dmts"`` (delayed match-to-sample, 2 classes,
+            default 1000 + 300 trials of 40 steps x 24 channels), ``"spike_patterns"`` (default
+            5 classes, 1000 + 300 samples of 40 steps x 20 channels) - both spikes in {0, 1} -
+            and ``"seq_fashion_mnist"`` (``fashion_mnist`` with each image's 28 rows as 28 steps
+            of 28 channels; same files, official split, ``limit``, ``classes`` and scaling).
         seed: seed of the stratified train/test split (integer in [0, 2**32)); the same seed gives
-            the same split. Not used by ``fashion_mnist``, whose split is the official one.
+            the same split. Not used by ``fashion_mnist`` / ``seq_fashion_mnist``, whose split is
+            the official one. ``dmts``, ``spike_patterns``: the seed of the generator of the whole
+            task (its frozen stimuli / templates and every sample).
         test_fraction: fraction of the samples in the test split, in (0, 1). Ignored by
-            ``fashion_mnist`` (official split).
+            ``fashion_mnist`` / ``seq_fashion_mnist`` (official split) and by the generated tasks
+            (``task_params`` ``n_train`` / ``n_test``).
         scaling: ``"minmax"`` - per feature to [0, 1] on the training split (constant features
             map to 0); ``"standard"`` - per feature zero mean and unit variance on the training
             split (constant features map to 0); ``"none"`` - raw values as float32.
-            The test split is transformed with the training statistics.
+            The test split is transformed with the training statistics. The generated spike tasks
+            (``dmts``, ``spike_patterns``) are never scaled: their spikes stay exactly 0 / 1
+            (``"minmax"`` and ``"none"`` both leave them; ``"standard"`` is refused).
         path: ``fashion_mnist``: directory with the four IDX files, plain or ``.gz``
             (default :data:`FASHION_MNIST_DIR`). ``csv``: the CSV file (required).
-            Not allowed for the scikit-learn datasets and ``patterns_5x3``.
+            ``seq_fashion_mnist``: as ``fashion_mnist``. Not allowed for the scikit-learn datasets,
+            ``patterns_5x3`` and the generated tasks.
         label_column: ``csv`` only (required there): the column with the class labels. Labels may
             be strings or numbers; they map to ``0 .. C-1`` in sorted order (numeric order for a
             numeric column) and ``classes`` keeps the original labels as strings. Every other
@@ -398,7 +490,12 @@ def load_dataset(
             then counts kept samples: for ``fashion_mnist`` the first ``limit`` training images of
             those classes) and before the scaling is fitted (so a feature constant over the kept
             training samples, e.g. a pixel on in every kept bitmap, maps to 0 under ``minmax`` and
-            ``standard``; ``scaling="none"`` keeps it). None: all classes.
+            ``standard``; ``scaling="none"`` keeps it). None: all classes. Generated tasks: applied
+            to the generated splits (``spike_patterns``: checked against its ``n_classes``).
+        task_params: options of a generated task (``dmts``: :class:`~memsnn.experiments.temporal.DMTSParams`,
+            ``spike_patterns``: :class:`~memsnn.experiments.temporal.SpikePatternParams`), e.g.
+            ``{"delay": 50, "noise_rate": 0.05}``; unknown keys and bad values are errors before
+            anything is generated. Refused (unless None or empty) for every other dataset.
 
     Returns:
         A :class:`Dataset`.
@@ -407,9 +504,11 @@ def load_dataset(
         ValueError / TypeError: a bad argument (checked before anything is loaded), or bad data.
         FileNotFoundError: the Fashion-MNIST files or the CSV file are missing.
     """
-    name = _check_args(name, seed, test_fraction, scaling, path, label_column, limit, classes)
+    name = _check_args(name, seed, test_fraction, scaling, path, label_column, limit, classes, task_params)
     keep = _check_classes(classes, _N_CLASSES.get(name), f"dataset {name!r}")
-    if name == "fashion_mnist":
+    if name in _GENERATED:
+        return _generated(name, seed, limit, keep, task_params)
+    if name in _FASHION:
         directory = Path(path) if path is not None else Path(FASHION_MNIST_DIR)
         x_tr, y_tr, x_te, y_te = _read_fashion_mnist(directory, limit, keep)
         meta = dict(
@@ -418,6 +517,8 @@ def load_dataset(
             image_shape=(28, 28),
             source=str(directory),
         )
+        if name == "seq_fashion_mnist":  # row-major pixels = time-major rows: x[t * 28 + c] = row t, column c
+            meta["time_steps"] = _FASHION_ROWS
     else:
         if name == "csv":
             x, y, meta = _read_csv(Path(path), label_column)
@@ -443,6 +544,28 @@ def load_dataset(
         y_test=torch.from_numpy(np.ascontiguousarray(y_te, dtype=np.int64)),
         **meta,
     )
+
+
+def _generated(name: str, seed: int, limit: int | None, keep: list[int] | None, task_params) -> Dataset:
+    """A generated temporal task (:mod:`memsnn.experiments.temporal`): ``classes`` and ``limit``
+    applied to each generated split as for the other datasets, no scaling (spikes stay 0 / 1)."""
+    params = resolve_task_params(name, task_params)
+    x_tr, y_tr, x_te, y_te, meta = generate_task(name, params, seed)
+    if keep is not None:
+        _check_classes(keep, len(meta["classes"]), f"dataset {name!r} with these task_params")
+        (x_tr, y_tr), (x_te, y_te) = (_subset_torch(x_tr, y_tr, keep), _subset_torch(x_te, y_te, keep))
+        meta["classes"] = [meta["classes"][c] for c in keep]
+    if limit is not None:
+        n_test = max(1, limit // 6)
+        x_tr, y_tr, x_te, y_te = x_tr[:limit], y_tr[:limit], x_te[:n_test], y_te[:n_test]
+    return Dataset(name=name, x_train=x_tr.contiguous(), y_train=y_tr.contiguous(), x_test=x_te.contiguous(),
+                   y_test=y_te.contiguous(), **meta)
+
+
+def _subset_torch(x: torch.Tensor, y: torch.Tensor, keep: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`_subset` of tensors."""
+    xs, ys = _subset(x.numpy(), y.numpy(), keep)
+    return torch.from_numpy(np.ascontiguousarray(xs)), torch.from_numpy(np.ascontiguousarray(ys))
 
 
 # -- sources ----------------------------------------------------------------------------------

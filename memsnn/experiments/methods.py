@@ -23,6 +23,13 @@ Rules (``RULES``) and their parameters (``rule_params``: one flat mapping, valid
   (:class:`~memsnn.learning.csdp.CSDP`). Fields of :class:`~memsnn.learning.csdp.CSDPParams` plus
   ``optimizer`` (``sgd`` or ``sign`` in-situ and float; ``adam`` float only). Its own rate code.
 
+Temporal datasets (``Dataset.time_steps`` set, samples ``[T * C]`` time-major; see
+:mod:`memsnn.experiments.temporal`): ``sg`` and ``ssdp`` feed the sequence itself, ``[T, B, C]``
+with encoder kind ``"sequence"`` and ``num_steps = T`` (:func:`encoder_for`; chosen when no
+encoder is given, and any other encoder is an error), into a network with ``C`` inputs. ``stdp``
+and ``csdp`` keep their own static input codes and see the flattened ``[T * C]`` vector as static
+features: they do not integrate in time (the sequence's order is just feature positions to them).
+
 In-situ surrogate-gradient methods use :func:`memsnn.learning.sg.default_scheduler` unless
 ``scheduler`` says otherwise: ``step="calibrated"`` (measured per-device steps, on native
 crossbars; see :mod:`memsnn.learning.sg`), on top of state-aware steps (srtio3's asymmetric law makes a SET step near
@@ -51,7 +58,8 @@ from ..learning.ssdp import SSDPParams
 from ..learning.stdp import STDPParams
 from ..params import unknown_key_message
 
-__all__ = ["RULES", "EXTRA_FIELDS", "build_method", "evaluate", "rule_params_errors", "rule_param_fields"]
+__all__ = ["RULES", "EXTRA_FIELDS", "build_method", "encoder_for", "encoder_problem", "evaluate", "rule_params_errors",
+           "rule_param_fields", "SEQUENCE_RULES"]
 
 #: rule name -> (parameter classes whose fields ``rule_params`` may set, one-line description)
 RULES: dict[str, tuple[tuple[type, ...], str]] = {
@@ -67,6 +75,9 @@ EXTRA_FIELDS: dict[str, dict[str, tuple[Any, str, Any]]] = {
     "ssdp": {"digital_lr": (2e-3, "a number > 0", lambda v: _is_number(v) and v > 0)},
     "csdp": {"optimizer": ("sgd", "one of 'sgd', 'sign', 'adam'", lambda v: v in ("sgd", "sign", "adam"))},
 }
+
+#: rules that feed a temporal dataset's sequence in time (the others see it as static features)
+SEQUENCE_RULES = ("sg", "ssdp")
 
 #: SSDP amplitudes used unless rule_params set them (the DA-SSDP paper's; see the module docstring)
 SSDP_AMPLITUDES = {"A_plus": 1.5e-3, "A_base": 5e-4}
@@ -117,6 +128,41 @@ def rule_params_errors(rule: str, rule_params: Mapping[str, Any], *, insitu: boo
     return errors
 
 
+def encoder_for(data, encoder: Encoder | None = None) -> Encoder:
+    """The input code of the surrogate-gradient rules on ``data`` (a
+    :class:`~memsnn.experiments.datasets.Dataset`).
+
+    Static data: ``encoder``, or the default rate code (25 steps); kind ``"sequence"`` is an
+    error there. Temporal data (``data.time_steps`` = T): ``Encoder(kind="sequence",
+    num_steps=T)``, which feeds the sequence ``[T, B, C]`` itself; an ``encoder`` of another kind,
+    or a sequence encoder with another ``num_steps``, is an error naming both.
+    """
+    steps = getattr(data, "time_steps", None)
+    problem = encoder_problem(data.name, steps, encoder)
+    if problem:
+        raise ValueError(problem)
+    if encoder is None:
+        return Encoder(kind="sequence", num_steps=int(steps)) if steps is not None else Encoder()
+    return encoder
+
+
+def encoder_problem(dataset: str, time_steps: int | None, encoder: Encoder | None) -> str | None:
+    """Why ``encoder`` cannot feed dataset ``dataset`` (``time_steps``: its T, None for static
+    features) to the surrogate-gradient rules, or None when it can (see :func:`encoder_for`)."""
+    if encoder is None:
+        return None
+    if time_steps is None:
+        if encoder.kind == "sequence":
+            return (f"encoder kind 'sequence' needs a temporal dataset (samples [T * C], time-major), but dataset "
+                    f"{dataset!r} has static features: use kind 'rate', 'poisson' or 'latency'")
+        return None
+    if encoder.kind != "sequence" or encoder.num_steps != time_steps:
+        return (f"encoder kind {encoder.kind!r} with num_steps={encoder.num_steps} cannot feed temporal dataset "
+                f"{dataset!r} (T = {time_steps} steps): the surrogate-gradient rules feed its sequence with encoder "
+                f"kind 'sequence' and num_steps={time_steps}, chosen when no encoder is given (leave [encoder] out)")
+    return None
+
+
 def build_method(
     rule: str,
     insitu: bool,
@@ -139,7 +185,8 @@ def build_method(
     Args:
         rule: one of ``RULES``; insitu: weights on crossbars of ``device`` (a preset name or a
             :class:`~memsnn.device_models.DeviceModel`), else float weights.
-        encoder: input code of the surrogate-gradient rules (default: rate code, 25 steps).
+        encoder: input code of the surrogate-gradient rules (default: rate code, 25 steps; on a
+            temporal dataset the sequence itself, :func:`encoder_for`).
         hidden: hidden layer sizes (surrogate-gradient network; CSDP layers), neurons.
         beta: LIF membrane decay per step of the surrogate-gradient network.
         rule_params: see the module docstring; validated with :func:`rule_params_errors`.
@@ -192,8 +239,8 @@ def build_method(
     from ..learning.sg import DigitalSG, InSituSG
     from ..learning.ssdp import DigitalSSDP, InSituSSDP
 
-    enc = encoder or Encoder()
-    net = SpikingNetwork([data.n_features, *hidden, data.n_classes], neuron=LIFParams(beta=beta), seed=seed)
+    enc = encoder_for(data, encoder)
+    net = SpikingNetwork([data.n_channels, *hidden, data.n_classes], neuron=LIFParams(beta=beta), seed=seed)
     ssdp = None
     if rule == "ssdp":
         ssdp = SSDPParams(**{**SSDP_AMPLITUDES, **per_class[SSDPParams]})

@@ -107,7 +107,7 @@ def run_experiment(cfg: ExperimentConfig, out_dir: str | os.PathLike, *, progres
     data, method = build_from_config(cfg, data)
     pulses_before = int(method.counters().get("pulses", 0))  # initial programming
     history = fit(method, data, epochs=cfg.training.epochs, batch_size=cfg.training.batch_size, seed=cfg.seed,
-                  progress=progress, num_steps=(cfg.encoder_params() or Encoder()).num_steps,
+                  progress=progress, num_steps=data.time_steps or (cfg.encoder_params() or Encoder()).num_steps,
                   input_noise=cfg.training.noise())
     if method.crossbars():  # the trained state, before anything reads or drifts it (memsnn evaluate)
         save_trained(method, out / TRAINED_DIR)

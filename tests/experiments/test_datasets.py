@@ -474,7 +474,8 @@ def test_config_data_classes_round_trip(tmp_path):
 
 
 def test_dataset_names():
-    assert dataset_names() == ["digits", "iris", "breast_cancer", "patterns_5x3", "fashion_mnist", "csv"]
+    assert dataset_names() == ["digits", "iris", "breast_cancer", "patterns_5x3", "fashion_mnist", "seq_fashion_mnist",
+                               "dmts", "spike_patterns", "csv"]
 
 
 @pytest.mark.parametrize(
