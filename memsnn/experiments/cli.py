@@ -315,6 +315,38 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_hetsyn(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from .hetsyn import HetSynStudy, markdown, run_study
+    from .rundir import new_run_dir
+
+    study = HetSynStudy.quick() if args.quick else HetSynStudy()
+    changes: dict = {}
+    if args.tasks:
+        changes["tasks"] = _csv_list(args.tasks)
+    if args.models:
+        changes["models"] = _csv_list(args.models)
+    if args.seeds:
+        changes["seeds"] = _seed_list(args.seeds)
+    if args.delays:
+        try:
+            changes["delays"] = tuple(int(v) for v in _csv_list(args.delays))
+        except ValueError:
+            raise ValueError(f"--delays {args.delays!r} must be comma-separated integers (steps), e.g. 0,50,100") from None
+    if args.device:
+        changes["device"] = None if args.device == "none" else args.device
+    if args.epochs is not None:
+        changes["epochs"] = args.epochs
+    study = replace(study, **changes).check()  # every field checked before a directory is made
+    out = Path(args.out) if args.out else new_run_dir("runs", "hetsyn-quick" if args.quick else "hetsyn")
+    print(f"hetsyn directory: {out} (run the same command with --out {out} to resume)")
+    summary = run_study(out, study, progress=not args.quiet)
+    print(markdown(summary))
+    print(f"files: {out}/hetsyn.md, hetsyn_summary.csv, hetsyn.csv, dmts_delay.png, dmts_noise.png, tau_distribution.png")
+    return 0
+
+
 def _cmd_ablate(args: argparse.Namespace) -> int:
     from .ablate import markdown, plan_ablation, run_ablation
     from .config import ExperimentConfig, load_config
@@ -484,6 +516,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--list", action="store_true", help="list the rows and exit")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_cmd_reproduce)
+
+    p = sub.add_parser("hetsyn", help="LIF vs neuron- vs synapse-level time constants on temporal tasks, float and on a device")
+    p.add_argument("--quick", action="store_true", help="one seed, delays 0 and 100, small splits (a few minutes)")
+    p.add_argument("--tasks", help="comma-separated tasks: dmts, seq_fashion_mnist, waveform (default all)")
+    p.add_argument("--models", help="comma-separated models: lif, layer, neuron, synapse (default all)")
+    p.add_argument("--seeds", help="comma-separated seeds (default 0,1,2; --quick 0)")
+    p.add_argument("--delays", help="comma-separated DMTS delays in steps (default 0,25,50,100; --quick 0,100)")
+    p.add_argument("--device", help="device preset the trained networks are deployed on, or 'none' (default srtio3)")
+    p.add_argument("--epochs", type=int, help="training epochs of the DMTS runs (default 20; --quick 8)")
+    p.add_argument("--out", help="study directory: new, or an earlier one to resume (default: a new runs/hetsyn-*)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_hetsyn)
 
     p = sub.add_parser("ablate", help="turn a device's non-idealities on one at a time and report the accuracy after each")
     p.add_argument("config", nargs="?", help="base experiment TOML (default: digits on srtio3, the compare setting)")

@@ -8,6 +8,8 @@ Models (one hidden HetSyn layer of ``hidden`` neurons, feed-forward, and a linea
 
 - ``lif``: ``granularity="layer"``, ``tau = tau_r = lif_tau`` fixed - exactly a vanilla
   current-based LIF with reset by subtraction (:mod:`memsnn.crossbar.hetsyn`);
+- ``layer``: one learnable tau for the whole layer (homogeneous but trained: it separates "a
+  long enough time constant" from "heterogeneous time constants");
 - ``neuron``: one learnable tau per neuron (HomNeu);
 - ``synapse``: one learnable tau per synapse (HetSyn), ``form`` binned (``n_bins`` log-spaced
   bins, straight-through moves between them) or exact.
@@ -64,9 +66,9 @@ from ..files import atomic_path
 
 __all__ = ["HetSynStudy", "MODELS", "TASKS", "run_study", "summarize", "markdown", "HetSynNet"]
 
-MODELS = ("lif", "neuron", "synapse")
+MODELS = ("lif", "layer", "neuron", "synapse")
 TASKS = ("dmts", "seq_fashion_mnist", "waveform")
-_GRANULARITY = {"lif": "layer", "neuron": "neuron", "synapse": "synapse"}
+_GRANULARITY = {"lif": "layer", "layer": "layer", "neuron": "neuron", "synapse": "synapse"}
 
 
 @dataclass(frozen=True)
@@ -252,6 +254,12 @@ def _accuracy(f, xs: torch.Tensor, y: torch.Tensor, batch: int = 500) -> float:
     return 100.0 * hits / xs.shape[1]
 
 
+def _latent_tau(net: HetSynNet) -> list[float]:
+    """Every synapse's learned tau (s) before binning (the binned form uses its bin's centre)."""
+    h = net.hidden
+    return h.clamped(h.tau).detach().expand(h.out_features, h.in_features).flatten().tolist()
+
+
 def _tau_stats(net: HetSynNet) -> dict[str, float]:
     tau = net.hidden.effective_tau().detach().double().flatten()
     q = torch.quantile(tau, torch.tensor([0.1, 0.5, 0.9], dtype=torch.float64))
@@ -306,7 +314,7 @@ def _run_classification(task: str, model: str, seed: int, delay: int | None, stu
         rec.update(dep.counters())
         rec.update({f"device_{k}": v for k, v in dep.hidden.tau_report().items()})
         rec["_device_tau"] = (dep.hidden.tau_map()["plus"].t() / dep.hidden.time_scale).flatten().tolist()
-    rec["_tau"] = net.hidden.effective_tau().detach().expand(net.hidden.out_features, net.hidden.in_features).flatten().tolist()
+    rec["_tau"] = _latent_tau(net)
     return rec
 
 
@@ -336,7 +344,7 @@ def _run_waveform(model: str, seed: int, study: HetSynStudy) -> dict[str, Any]:
         dep.advance(86400.0)
         rec["device_1d"] = 100.0 * _r2(dep(x)[:, 0], target)
         rec.update(dep.counters())
-    rec["_tau"] = net.hidden.effective_tau().detach().expand(net.hidden.out_features, net.hidden.in_features).flatten().tolist()
+    rec["_tau"] = _latent_tau(net)
     return rec
 
 
@@ -515,9 +523,10 @@ def plot_all(table: pd.DataFrame, summary: pd.DataFrame, out: Path) -> list[Path
     if len(syn) and "_tau" in syn:
         fig, ax = plt.subplots(figsize=(6, 4))
         bins = np.linspace(np.log10(table["tau_p10_ms"].min() / 2), np.log10(table["tau_p90_ms"].max() * 2), 40)
-        for label, g in syn.groupby(syn["task"] + syn["delay"].map(lambda v: "" if v is None or pd.isna(v) else f" d{int(v)}")):
+        labels = syn["task"] + syn["delay"].map(lambda v: "" if v is None or pd.isna(v) else f" delay {int(v):03d}")
+        for label, g in syn.groupby(labels, sort=True):
             taus = np.concatenate([np.asarray(t, dtype=float) for t in g["_tau"]]) * 1e3
-            ax.hist(np.log10(taus), bins=bins, histtype="step", density=True, label=f"{label} (learned)")
+            ax.hist(np.log10(taus), bins=bins, histtype="step", density=True, label=f"{label} (learned, before binning)")
         if "_device_tau" in syn:
             dev = [np.asarray(t, dtype=float) for t in syn["_device_tau"].dropna()]
             if dev:
