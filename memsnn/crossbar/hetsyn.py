@@ -37,9 +37,16 @@ Forms of the per-synapse current (``form=``), all exact:
   relative in float32, 1e-14 in float64).
 - ``"binned"``: the synapses' ``tau`` take ``K`` values ``tau_k`` (bins). Then
   ``I_j(t) = sum_k h_k(t) @ (W * M_k)^T`` with ``K`` row traces ``h_k(t) = rho_k h_k(t-1) + x(t)``
-  (``[B, K, in]``) and ``M_k`` the 0/1 mask of the synapses in bin ``k``: ``K`` matrix products,
-  memory ``T * B * K * in``. Exact when ``tau`` takes ``K`` values; what hardware builds (``K``
-  sub-arrays, one leaky integrator per input row and bin, :mod:`.hetsyn_memristive`).
+  (``[B, K, in]``) and ``M_k`` the 0/1 mask of the synapses in bin ``k``: ``K`` matrix products.
+  Exact when ``tau`` takes ``K`` values; what hardware builds (``K`` sub-arrays, one leaky
+  integrator per input row and bin, :mod:`.hetsyn_memristive`). The layer computes the same sum
+  with the filters moved behind the products (``sum_k filter_k(x @ (W * M_k)^T)``, linear and
+  time-invariant, so the order does not matter): one GEMM ``[T*B, in] @ [in, K*out]`` forward and
+  one ``[in, T*B] @ [T*B, 2K*out]`` backward for the weight and tau gradients together
+  (:class:`_BinnedCurrent`); working memory about ``3 * T * B * K * out`` floats, nothing
+  per synapse. Compute: ``3K`` GEMMs of a plain layer's size with learnable tau (``2K`` frozen)
+  against a plain layer's 2, which is why ``benchmarks/hetsyn_memory.py`` measures it at about
+  ``1.5K`` times a plain LIF layer on a CPU.
 
 Learnable ``tau`` in the binned form: each synapse keeps a continuous latent ``tau_ji``
 (``nn.Parameter``); the forward pass uses the bin whose centre is nearest in ``log tau``
@@ -217,17 +224,29 @@ def hetsyn_binned_step(x: Tensor, state: BinnedState | None, weight_bins: Tensor
 # ------------------------------------------------------------------------------------------------
 # whole-sequence currents
 # ------------------------------------------------------------------------------------------------
+def _scan_(y: Tensor, rho: Tensor) -> Tensor:
+    """In place along dim 0: ``y[t] = rho * y[t-1] + y[t]`` (``rho`` broadcasts over ``y[t]``)."""
+    for t in range(1, y.shape[0]):
+        y[t].addcmul_(y[t - 1], rho)
+    return y
+
+
 def binned_traces(x: Tensor, rho_bins: Tensor) -> Tensor:
-    """Row traces ``h_k(t) = rho_k h_k(t-1) + x(t)`` for ``x`` ``[T, B, in]``: ``[T, B, K, in]``."""
+    """Row traces ``h_k(t) = rho_k h_k(t-1) + x(t)`` for ``x`` ``[T, B, in]``: ``[T, B, K, in]``.
+
+    Without autograd the traces are written in place into one preallocated tensor (one fused
+    multiply-add per step); with a gradient through ``x`` or ``rho_bins`` it steps out of place.
+    """
     T, B, n_in = x.shape
     K = rho_bins.shape[0]
-    out = x.new_empty(T, B, K, n_in)
     r = rho_bins[None, :, None]
-    h = x.new_zeros(B, K, n_in)
-    for t in range(T):
-        h = r * h + x[t][:, None, :]
-        out[t] = h
-    return out
+    if torch.is_grad_enabled() and (x.requires_grad or rho_bins.requires_grad):
+        out, h = [], x.new_zeros(B, K, n_in)
+        for t in range(T):
+            h = r * h + x[t][:, None, :]
+            out.append(h)
+        return torch.stack(out) if out else x.new_zeros(0, B, K, n_in)
+    return _scan_(x[:, :, None, :].expand(T, B, K, n_in).clone(), r.to(x.dtype))
 
 
 def exact_current(x: Tensor, weight: Tensor, rho: Tensor) -> Tensor:
@@ -237,13 +256,20 @@ def exact_current(x: Tensor, weight: Tensor, rho: Tensor) -> Tensor:
     """
     T = x.shape[0]
     n = 2 * T
-    cdtype = torch.complex128 if x.dtype == torch.float64 else torch.complex64
     X = torch.fft.rfft(x, n=n, dim=0)  # [F, B, in]
     F = X.shape[0]
-    omega = 2 * math.pi * torch.arange(F, device=x.device, dtype=x.dtype) / n
-    phase = torch.polar(torch.ones_like(omega), -omega).to(cdtype)  # e^{-i omega}, [F]
-    q = rho.to(cdtype)[None] * phase[:, None, None]  # [F, out, in]
-    kernel = weight.to(cdtype)[None] * (1 - q ** T) / (1 - q)
+    f = torch.arange(F, device=x.device, dtype=torch.float64)
+    omega = (2 * math.pi / n) * f
+    # with q = rho e^{-i omega}: q**T = rho**T (-1)**f (omega T = pi f), and 1 / (1 - q) =
+    # (1 - rho cos - i rho sin) / |1 - q|**2 in real arithmetic, written with s2 = sin(omega/2)**2 as
+    # 1 - rho cos = (1 - rho) + 2 rho s2, |1 - q|**2 = (1 - rho)**2 + 4 rho s2 (no cancellation
+    # when rho is near 1 and omega near 0)
+    s2 = (torch.sin(omega / 2) ** 2).to(x.dtype)[:, None, None]
+    neg_sin = (-torch.sin(omega)).to(x.dtype)[:, None, None]
+    sign = (1 - 2 * (f % 2)).to(x.dtype)[:, None, None]
+    one_minus = 1 - rho
+    num = weight * (1 - sign * rho ** T) / (one_minus * one_minus + (4 * s2) * rho)  # [F, out, in]
+    kernel = torch.complex(num * (one_minus + (2 * s2) * rho), (num * rho) * neg_sin)
     Y = X @ kernel.transpose(1, 2)  # [F, B, out]
     return torch.fft.irfft(Y, n=n, dim=0)[:T]
 
@@ -255,33 +281,84 @@ def assign_bins(tau: Tensor, tau_bins: Tensor) -> Tensor:
     return torch.bucketize(torch.log(tau.detach()), edges)
 
 
-class _BinStraightThrough(torch.autograd.Function):
-    """Forward: zeros ``[T, B, out]``. Backward: the straight-through gradient of the latent tau
-    (module docstring) - the exact per-synapse gradient at the bin's decay."""
+class _BinnedCurrent(torch.autograd.Function):
+    """The binned form's summed current ``[T, B, out]`` with a hand-written backward.
+
+    Forward: one GEMM ``y = x @ [(W M_1)^T | ... | (W M_K)^T]`` (``[T*B, K*out]``), then the bin
+    filters on the outputs, ``h_k(t) = rho_k h_k(t-1) + y_k(t)``, and ``sum_k h_k`` - the same sum
+    as filtering the input rows first (module docstring), with traces of width ``K*out`` instead of
+    ``K*in`` and nothing saved but ``x``. Backward, for ``g = dL/dI`` ``[T, B, out]``:
+
+        a_k(t) = rho_k a_k(t+1) + g(t)            dL/dW_ji  = sum_{t,b} a_{k(ji),j} x_i
+        c_k(t) = rho_k c_k(t+1) + a_k(t+1)        dL/drho_ji = w_ji sum_{t,b} c_{k(ji),j} x_i
+        dL/dx = a @ [(W M_k)^T]_k^T
+
+    (``c_k`` is the adjoint of the sensitivity trace ``s_k = dh_k / drho_k``), so the weight and the
+    straight-through tau gradient come from one GEMM ``x^T @ [a | c]`` over all ``T*B`` rows; the
+    tau gradient, ``dL/drho * drho/dtau`` at the bin's ``tau_k``, is skipped when tau needs none.
+    """
 
     @staticmethod
-    def forward(ctx, tau, x, weight, index, rho_bins, dt):  # type: ignore[override]
-        ctx.save_for_backward(x, weight, index, rho_bins)
+    def forward(ctx, x, weight, tau, index, rho_bins, tau_bins, dt):  # type: ignore[override]
+        T, B, n_in = x.shape
+        K, out = rho_bins.shape[0], weight.shape[0]
+        masks = index[None] == torch.arange(K, device=index.device)[:, None, None]  # [K, out, in]
+        w_cat = (weight[None] * masks).permute(2, 0, 1).reshape(n_in, K * out)  # column k*out + j
+        y = (x.reshape(T * B, n_in) @ w_cat).reshape(T, B, K, out)
+        current = _scan_(y, rho_bins[:, None]).sum(2)
+        ctx.save_for_backward(x, weight, index, rho_bins, tau_bins, w_cat)
         ctx.dt = dt
-        return x.new_zeros(x.shape[0], x.shape[1], weight.shape[0])
+        return current
 
     @staticmethod
     def backward(ctx, grad):  # type: ignore[override]
-        x, weight, index, rho_bins = ctx.saved_tensors
+        x, weight, index, rho_bins, tau_bins, w_cat = ctx.saved_tensors
+        need_x, need_w, need_tau = ctx.needs_input_grad[:3]
         T, B, n_in = x.shape
-        K = rho_bins.shape[0]
-        h = x.new_zeros(B, K, n_in)
-        s = x.new_zeros(B, K, n_in)
-        r = rho_bins[None, :, None]
-        g_rho = x.new_zeros(K, weight.shape[0], n_in)
-        for t in range(T):
-            s = r * s + h  # ds/drho uses h(t-1)
-            h = r * h + x[t][:, None, :]
-            g_rho += torch.einsum("bo,bki->koi", grad[t], s)
-        rho_syn = rho_bins[index]
-        g = torch.gather(g_rho, 0, index[None]).squeeze(0) * weight
-        tau_bin = -ctx.dt / torch.log(rho_syn)
-        return g * rho_syn * ctx.dt / tau_bin ** 2, None, None, None, None, None
+        K, out = rho_bins.shape[0], weight.shape[0]
+        n_adj = 2 if need_tau else 1
+        r = rho_bins[:, None]
+        adj = grad.new_empty(T, B, n_adj, K, out)  # [:, :, 0, k] = a_k, [:, :, 1, k] = c_k
+        a = adj[:, :, 0]
+        g = grad[:, :, None]
+        a[-1].copy_(g[-1].expand(B, K, out))
+        for t in range(T - 2, -1, -1):
+            torch.addcmul(g[t], a[t + 1], r, out=a[t])
+        if need_tau:
+            c = adj[:, :, 1]
+            c[-1].zero_()
+            for t in range(T - 2, -1, -1):
+                torch.addcmul(a[t + 1], c[t + 1], r, out=c[t])
+        g_x = g_w = g_tau = None
+        if need_w or need_tau:
+            G = (x.reshape(T * B, n_in).t() @ adj.reshape(T * B, n_adj * K * out)).reshape(n_in, n_adj, K, out)
+            G = G.permute(1, 2, 3, 0)  # [n_adj, K, out, in]
+            if need_w:
+                g_w = torch.gather(G[0], 0, index[None]).squeeze(0)
+            if need_tau:
+                rho_syn, tau_syn = rho_bins[index], tau_bins[index]
+                g_rho = torch.gather(G[1], 0, index[None]).squeeze(0) * weight
+                g_tau = g_rho * rho_syn * ctx.dt / tau_syn ** 2
+        if need_x:
+            g_x = (a.reshape(T * B, K * out) @ w_cat.t()).reshape(T, B, n_in)
+        return g_x, g_w, g_tau, None, None, None, None
+
+
+def _reset_currents(current: Tensor, p: HetSynParams) -> Tensor:
+    """``R`` ``[T, B, out]`` of the feed-forward layer with the detached reset, without autograd:
+    ``R(t) = rho_r R(t-1) + theta z(t-1)``, ``z(t) = H(I(t) - R(t) - theta)`` - the same float
+    operations as :func:`reset_current_step`, so ``z`` and ``v = I - R`` come out bitwise equal."""
+    with torch.no_grad():
+        current = current.detach()
+        R = torch.zeros_like(current)
+        z = torch.zeros_like(current[0])
+        v = torch.empty_like(current[0])
+        for t in range(current.shape[0]):
+            if t > 0:
+                torch.mul(R[t - 1], p.rho_r, out=R[t]).add_(z, alpha=p.threshold)
+            torch.sub(current[t], R[t], out=v)
+            torch.gt(v, p.threshold, out=z)  # = (v - theta > 0): x - y == 0 only if x == y
+    return R
 
 
 # ------------------------------------------------------------------------------------------------
@@ -431,19 +508,16 @@ class HetSynLinear(nn.Module):
                 out.append(I.sum(-1))
             return torch.stack(out)
         index = assign_bins(tau, self.tau_bins)
-        rho_bins = decay(self.tau_bins, p.dt)
-        h = binned_traces(x, rho_bins)
-        T, B, K, n_in = h.shape
-        current = (h.reshape(T * B, K * n_in) @ self.bin_weights(self.weight, index).reshape(K * n_in, -1)).reshape(T, B, -1)
-        if tau.requires_grad and torch.is_grad_enabled():
-            current = current + _BinStraightThrough.apply(tau, x, self.weight, index, rho_bins, p.dt)
-        return current
+        return _BinnedCurrent.apply(x, self.weight, tau, index, decay(self.tau_bins, p.dt), self.tau_bins, p.dt)
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
         self._check_input(x)
         p = self.params
         current = self.feedforward_current(x)
         T, B, out = current.shape
+        if not self.recurrent and p.detach_reset:  # R needs no graph: v = I - R, z = H(v - theta) at once
+            v = current - _reset_currents(current, p)
+            return p.spike_function()(v - p.threshold), v
         R = current.new_zeros(B, out)
         z = current.new_zeros(B, out)
         rec = self._recurrent_stepper(B, current) if self.recurrent else None
