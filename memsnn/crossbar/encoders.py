@@ -20,7 +20,8 @@ delta      for a time series ``[T, ...]``: spike where ``x[t] - x[t-1] >= thresh
            (``-1`` where ``<= -threshold`` with ``off_spike``)
 sequence   for sequences flattened time-major ``[B, T * C]``: step ``t`` of channel ``c`` is
            ``x[:, t * C + c]``; a value in {0, 1} is used as the spike itself, any other value
-           in [0, 1] as a Bernoulli probability of a spike at that step (ours; no snnTorch twin)
+           as a Bernoulli probability (clamped to [0, 1]) of a spike at that step (ours; no
+           snnTorch twin)
 ========== =================================================================================
 
 Differences from snnTorch: a latency time beyond ``T - 1`` is clamped to ``T - 1`` (snnTorch
@@ -267,12 +268,14 @@ def sequence(data: Tensor, num_steps: int, generator: torch.Generator | int | No
 
     ``data[b, t * C + c]`` is channel ``c`` at step ``t`` (the layout of a temporal
     :class:`~memsnn.experiments.datasets.Dataset`). Each value ``p`` gives a spike with
-    probability ``p`` at its step: values in {0, 1} are spikes and come out unchanged whatever the
-    draw, values strictly between are Bernoulli probabilities (e.g. the
-    pixel intensities of sequential Fashion-MNIST), drawn independently per value.
+    probability ``clamp(p, 0, 1)`` at its step: values in {0, 1} are spikes and come out unchanged
+    whatever the draw, values strictly between are Bernoulli probabilities (e.g. the pixel
+    intensities of sequential Fashion-MNIST), drawn independently per value. As in :func:`rate`
+    the probability is clamped, not checked: a test split scaled with the training split's
+    statistics may leave [0, 1] slightly.
 
     Args:
-        data: ``[B, T * C]``, values in [0, 1] (checked).
+        data: ``[B, T * C]``, normally in [0, 1].
         num_steps: T (>= 1); must divide the number of columns.
         generator: ``torch.Generator`` or int seed (None: torch's global RNG).
 
@@ -286,8 +289,7 @@ def sequence(data: Tensor, num_steps: int, generator: torch.Generator | int | No
             f"sequence data must be [batch, T * channels] with T = num_steps = {num_steps} dividing the columns, "
             f"got shape {tuple(data.shape)}"
         )
-    _unit_range(data, "sequence data")
-    steps = data.reshape(data.shape[0], num_steps, -1).transpose(0, 1)
+    steps = data.reshape(data.shape[0], num_steps, -1).transpose(0, 1).clamp(0.0, 1.0)
     g = as_generator(generator, data.device)
     u = torch.rand(steps.shape, generator=g, device=data.device, dtype=data.dtype)
     return (u < steps).to(data.dtype)  # u in [0, 1): p = 1 always fires, p = 0 never

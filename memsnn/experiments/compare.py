@@ -180,10 +180,12 @@ def temporal_note(data: Dataset, rules) -> str | None:
     static = [r for r in rules if r not in SEQUENCE_RULES]
     parts = [f"dataset {data.name} is temporal: T = {data.time_steps} steps x {data.n_channels} channels"]
     if seq:
-        parts.append(f"{', '.join(seq)} feed the sequence in time (encoder 'sequence', {data.n_channels} inputs)")
+        parts.append(f"{' and '.join(seq)} {'feed' if len(seq) > 1 else 'feeds'} the sequence in time (encoder "
+                     f"'sequence', {data.n_channels} inputs)")
     if static:
-        parts.append(f"{', '.join(static)} see the flattened {data.n_features}-vector as static features "
-                     "and do not integrate in time")
+        one = len(static) == 1
+        parts.append(f"{', '.join(static)} {'sees' if one else 'see'} the flattened {data.n_features}-vector as static "
+                     f"features and {'does' if one else 'do'} not integrate in time")
     return "; ".join(parts)
 
 

@@ -37,6 +37,7 @@ from ..device_models import preset_names
 from ..learning.bptt import evaluate, train_bptt
 from ..params import Params, param
 from .datasets import Dataset, dataset_errors, dataset_kwargs, default_label_column, load_dataset
+from .methods import encoder_for
 from .snn_plots import (TIME_LABELS, plot_accuracy_vs_time, plot_conductance_histograms, plot_raster,
                         plot_weight_histograms)
 
@@ -57,7 +58,8 @@ class ExSituConfig(Params):
     limit: int | None = param(None, unit="samples", check="int>=1", optional=True, doc="keep the first N training samples (quick runs)")
     hidden: int = param(128, unit="neurons", check="int>=1", doc="hidden layer width (one hidden layer)")
     num_steps: int = param(25, unit="steps", check="int>=1", doc="time steps T")
-    encoding: str = param("rate", check=None, choices=ENCODINGS, doc="input spike code")
+    encoding: str = param("rate", check=None, choices=tuple(e for e in ENCODINGS if e != "sequence"),
+                          doc="input spike code of static data (a temporal dataset is fed as its sequence)")
     beta: float = param(0.9, unit="1", check="prob", doc="membrane decay per step")
     readout: str = param("count", check=None, choices=READOUTS, doc="output read by spike count or membrane")
     epochs: int = param(20, unit="1", check="int>=1", doc="BPTT epochs")
@@ -134,14 +136,15 @@ def run_exsitu(cfg: ExSituConfig | None = None, *, out_dir: str | Path | None = 
     cfg = cfg or ExSituConfig()
     torch.manual_seed(cfg.seed)
     data = data if data is not None else load_data(cfg)
-    enc = Encoder(kind=cfg.encoding, num_steps=cfg.num_steps)
+    # a temporal dataset is fed as its sequence ([T, B, C]); encoding / num_steps are for static data
+    enc = encoder_for(data) if data.time_steps else Encoder(kind=cfg.encoding, num_steps=cfg.num_steps)
     out = Path(out_dir) if out_dir is not None else None
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
         (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
 
     if network is None:
-        net = SpikingNetwork([data.n_features, cfg.hidden, data.n_classes], neuron=LIFParams(beta=cfg.beta),
+        net = SpikingNetwork([data.n_channels, cfg.hidden, data.n_classes], neuron=LIFParams(beta=cfg.beta),
                              readout=cfg.readout, seed=cfg.seed)
         history = train_bptt(net, data, enc, epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr,
                              seed=cfg.seed, progress=progress)

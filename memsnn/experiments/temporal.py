@@ -78,6 +78,14 @@ class DMTSParams(Params):
     does (for two stimuli an XOR, so no linear readout of the spikes can solve it either; the
     network must hold the sample over the delay and compare).
 
+    Chance is not the floor of every network without memory, though: one whose readout adds up
+    evidence over the whole trial (a spike count) scores ``a(sample) + b(test)``, and an additive
+    score can say "match" exactly when both windows show stimulus 0, right in all non-match
+    trials and in the matches of that stimulus: ``0.5 + 0.5 / n_stimuli`` (75 % for two stimuli;
+    :attr:`memoryless_ceiling`). Plain logistic regression stays at 0.5 (the symmetric solution
+    is its optimum), but a trained spiking network can find the additive one. More stimuli, or a
+    readout over the ``response_steps`` window only, bring that floor towards 0.5.
+
     The paper (``science.md`` 5) uses delayed match-to-sample to show HetSyn's working memory; its
     exact stimulus statistics are not ours to copy: channel groups, rates, sizes and the
     balanced-label rule here are our choices, sized so that a sample is small (24 channels x 40
@@ -104,6 +112,12 @@ class DMTSParams(Params):
     def time_steps(self) -> int:
         """T, steps per trial."""
         return 2 * int(self.stimulus_steps) + int(self.delay) + int(self.response_steps)
+
+    @property
+    def memoryless_ceiling(self) -> float:
+        """The best accuracy of a score additive over the sample and test windows (no memory of
+        the sample at test time, evidence summed over the trial): ``0.5 + 0.5 / n_stimuli``."""
+        return 0.5 + 0.5 / int(self.n_stimuli)
 
     def _cross_checks(self) -> Iterator[str]:
         if self.pattern == "groups" and self.n_channels < self.n_stimuli:

@@ -137,6 +137,20 @@ def test_dmts_needs_memory_of_the_sample():
     assert whole > 0.9
 
 
+def test_dmts_memoryless_ceiling_is_reached_by_an_additive_rule():
+    """Deciding each window alone and saying "match" only when both show stimulus 0 - an
+    additive score over the windows, no memory - scores 0.5 + 0.5 / n_stimuli."""
+    for k in (2, 4):
+        p = {"n_train": 1, "n_test": 4000, "n_stimuli": k}
+        ds = load_dataset("dmts", seed=0, task_params=p)
+        assert resolve_task_params("dmts", p).memoryless_ceiling == 0.5 + 0.5 / k
+        seq = ds.sequences("test")
+        size = 24 // k
+        stim0 = lambda window: window[:, :, :size].sum((0, 2)) > window[:, :, size:].sum((0, 2)) / (k - 1)  # noqa: E731
+        guess = (stim0(seq[:10]) & stim0(seq[30:40])).long()
+        assert abs((guess == ds.y_test).double().mean().item() - (0.5 + 0.5 / k)) < 0.03
+
+
 def test_dmts_random_patterns_have_the_configured_size():
     p = resolve_task_params("dmts", {"pattern": "random", "pattern_fraction": 0.25, "n_channels": 20, "n_stimuli": 4})
     stim = dmts_stimuli(p, torch.Generator().manual_seed(0))

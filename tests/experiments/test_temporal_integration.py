@@ -41,11 +41,13 @@ def test_sequence_code_draws_bernoulli_spikes_for_intermediate_values():
     assert torch.equal(encoders.sequence(x, 5, generator=1), spikes)
 
 
-def test_sequence_code_rejects_bad_shapes_and_values():
+def test_sequence_code_rejects_bad_shapes_and_clamps_probabilities():
     with pytest.raises(ValueError, match=r"T = num_steps = 4 dividing the columns, got shape \(2, 6\)"):
         encoders.sequence(torch.zeros(2, 6), 4)
-    with pytest.raises(ValueError, match=r"sequence data must lie in \[0, 1\]"):
-        encoders.sequence(torch.full((2, 6), 1.5), 3)
+    with pytest.raises(ValueError, match=r"data contains NaN"):
+        encoders.sequence(torch.full((2, 6), float("nan")), 3)
+    x = torch.tensor([[1.5, -0.2, 1.0, 0.0]])  # a test split scaled with training statistics may leave [0, 1]
+    assert encoders.sequence(x, 2, generator=0)[:, 0].tolist() == [[1, 0], [1, 0]]
 
 
 def test_encoder_for_picks_the_sequence_code_and_refuses_others_on_temporal_data():
@@ -94,7 +96,7 @@ def test_compare_quick_on_dmts_through_main(tmp_path, capsys):
     history = pd.read_csv(run / "history.csv")
     assert (history.groupby("method").size() == 1).all()
     out = capsys.readouterr().out
-    note = ("dataset dmts is temporal: T = 25 steps x 24 channels; sg feed the sequence in time (encoder 'sequence', "
+    note = ("dataset dmts is temporal: T = 25 steps x 24 channels; sg feeds the sequence in time (encoder 'sequence', "
             "24 inputs); csdp, logreg see the flattened 600-vector as static features and do not integrate in time")
     assert note in out and note in (run / "compare.md").read_text()
 
@@ -119,7 +121,7 @@ def test_temporal_note_is_none_for_static_data():
     cfg = CompareConfig(dataset="spike_patterns", task_params={"n_train": 10, "n_test": 5}, limit=6)
     data = load_data(cfg)
     assert data.x_train.shape == (6, 800) and temporal_note(data, ("stdp",)).endswith(
-        "stdp see the flattened 800-vector as static features and do not integrate in time")
+        "stdp sees the flattened 800-vector as static features and does not integrate in time")
 
 
 # ===================================================================================== configs
@@ -175,3 +177,15 @@ def test_run_experiment_on_dmts(tmp_path):
     assert 0 <= metrics["test_acc"] <= 1
     assert json.loads((tmp_path / "run" / "metrics.json").read_text())["test_acc"] == metrics["test_acc"]
     assert load_config(tmp_path / "run" / "config.toml") == cfg
+
+
+def test_exsitu_feeds_a_temporal_dataset_as_its_sequence(tmp_path):
+    from memsnn.experiments.exsitu import ExSituConfig, run_exsitu
+
+    cfg = ExSituConfig(dataset="dmts", hidden=8, epochs=1, presets=("ideal",), methods=("open_loop",), times=(0.0,))
+    data = load_dataset("dmts", task_params=SMALL)
+    result = run_exsitu(cfg, out_dir=tmp_path, progress=False, data=data)
+    assert 0 <= result.digital_accuracy <= 1
+    assert torch.load(tmp_path / "digital.pt")["sizes"] == [8, 8, 2]  # C = 8 inputs, not T * C = 80
+    with pytest.raises(ParameterError, match=r"encoding='sequence' is not allowed"):
+        ExSituConfig(encoding="sequence")
