@@ -15,6 +15,7 @@ time constants. Cases (``memsnn.crossbar.hetsyn.HetSynLinear`` unless said):
   the row is marked "extrapolated"). ``--full-naive`` runs it at full size instead (needs > 10 GB).
 - ``exact``: the FFT form (any tau per synapse, memory independent of B).
 - ``binned K=..``: K bins of tau (straight-through learnable tau), and ``binned K=2, tau frozen``.
+- ``one tau per neuron``: ``granularity="neuron"`` (HomNeu, learnable tau), for comparison.
 - ``plain LIF``: ``nn.Linear`` over all ``T * B`` rows + memsnn's fused LIF loop
   (:func:`memsnn.crossbar.multistep.run_lif`, hand-written backward), the fastest plain layer here.
 
@@ -48,7 +49,7 @@ from torch import nn
 
 
 def _case_names(bins: list[int]) -> list[str]:
-    return ["exact", *[f"binned K={k}" for k in bins], "binned K=2, tau frozen", "plain LIF"]
+    return ["exact", *[f"binned K={k}" for k in bins], "binned K=2, tau frozen", "one tau per neuron", "plain LIF"]
 
 
 def build(case: str, n_in: int, n_out: int, device: str):
@@ -72,6 +73,8 @@ def build(case: str, n_in: int, n_out: int, device: str):
         layer = HetSynLinear(n_in, n_out, form="binned", n_bins=k, learn_tau="frozen" not in case)
     elif case in ("exact", "naive"):
         layer = HetSynLinear(n_in, n_out, form=case)
+    elif case == "one tau per neuron":
+        layer = HetSynLinear(n_in, n_out, granularity="neuron")
     else:
         raise ValueError(f"unknown case {case!r}")
     layer.to(device)
