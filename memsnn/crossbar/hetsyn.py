@@ -45,8 +45,8 @@ Forms of the per-synapse current (``form=``), all exact:
   one ``[in, T*B] @ [T*B, 2K*out]`` backward for the weight and tau gradients together
   (:class:`_BinnedCurrent`); working memory about ``3 * T * B * K * out`` floats, nothing
   per synapse. Compute: ``3K`` GEMMs of a plain layer's size with learnable tau (``2K`` frozen)
-  against a plain layer's 2, which is why ``benchmarks/hetsyn_memory.py`` measures it at about
-  ``1.5K`` times a plain LIF layer on a CPU.
+  against a plain layer's 2: ``benchmarks/hetsyn_memory.py`` measures about ``1.3K`` times a
+  plain LIF layer's time on a CPU (784 x 512, B = 128, T = 50; benchmarks/README.md).
 
 Learnable ``tau`` in the binned form: each synapse keeps a continuous latent ``tau_ji``
 (``nn.Parameter``); the forward pass uses the bin whose centre is nearest in ``log tau``
@@ -344,6 +344,29 @@ class _BinnedCurrent(torch.autograd.Function):
         return g_x, g_w, g_tau, None, None, None, None
 
 
+class _LeakyFilter(torch.autograd.Function):
+    """``h(t) = rho h(t-1) + y(t)`` over ``y`` ``[T, B, N]`` (``rho`` ``[N]`` or ``[1]``), in place
+    forward; backward ``a(t) = rho a(t+1) + g(t)`` (= dL/dy) and ``dL/drho = sum_t a(t) h(t-1)``."""
+
+    @staticmethod
+    def forward(ctx, y, rho):  # type: ignore[override]
+        h = _scan_(y.detach().clone(), rho)
+        ctx.save_for_backward(h, rho)
+        return h
+
+    @staticmethod
+    def backward(ctx, grad):  # type: ignore[override]
+        h, rho = ctx.saved_tensors
+        a = torch.empty_like(grad)
+        a[-1].copy_(grad[-1])
+        for t in range(grad.shape[0] - 2, -1, -1):
+            torch.addcmul(grad[t], a[t + 1], rho, out=a[t])
+        g_rho = None
+        if ctx.needs_input_grad[1]:
+            g_rho = (a[1:] * h[:-1]).sum_to_size(rho.shape) if grad.shape[0] > 1 else torch.zeros_like(rho)
+        return a, g_rho
+
+
 def _reset_currents(current: Tensor, p: HetSynParams) -> Tensor:
     """``R`` ``[T, B, out]`` of the feed-forward layer with the detached reset, without autograd:
     ``R(t) = rho_r R(t-1) + theta z(t-1)``, ``z(t) = H(I(t) - R(t) - theta)`` - the same float
@@ -491,13 +514,7 @@ class HetSynLinear(nn.Module):
         p = self.params
         tau = self.clamped(self.tau)
         if self.granularity != "synapse":  # one current per neuron: filter W x
-            rho = decay(tau[:, 0], p.dt)
-            wx = x @ self.weight.t()
-            out, I = [], torch.zeros_like(wx[0])
-            for t in range(x.shape[0]):
-                I = rho * I + wx[t]
-                out.append(I)
-            return torch.stack(out)
+            return _LeakyFilter.apply(x @ self.weight.t(), decay(tau[:, 0], p.dt))
         if self.form == "exact":
             return exact_current(x, self.weight, decay(tau, p.dt))
         if self.form == "naive":

@@ -275,3 +275,26 @@ def test_binned_traces_in_place_and_autograd_paths_agree_with_recurrence():
     out.sum().backward()  # d/dx_i(t) of sum_{t'>=t, k} rho_k^(t'-t)
     expect = sum(((1 - r ** (7 - torch.arange(7, dtype=D))) / (1 - r)) for r in rho.tolist())
     torch.testing.assert_close(xg.grad, expect[:, None, None].expand(7, 2, 3), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("granularity", ["neuron", "layer"])
+def test_gradcheck_tau_neuron_and_layer_granularity(granularity):
+    """The per-neuron current's hand-written filter backward (``_LeakyFilter``) against finite
+    differences, and its weight gradient against the per-synapse form with tau equal per neuron."""
+    x = _spikes(8, 2, 3, seed=15, p=0.5)
+    layer = _layer(3, 2, granularity=granularity, weight_gain=2.0, learn_tau=False)
+
+    def membrane(tau):
+        layer.tau = tau
+        return layer(x)[1]
+
+    tau0 = torch.tensor([[1.3], [4.1]] if granularity == "neuron" else [[2.2]], dtype=D, requires_grad=True)
+    assert layer(x)[0].sum() > 0
+    assert torch.autograd.gradcheck(membrane, (tau0,), eps=1e-6, atol=1e-7)
+    syn = _layer(3, 2, form="naive", weight_gain=2.0, learn_tau=False)
+    syn.set_tau(tau0.detach().expand(2, 3))
+    layer.tau = tau0.detach()
+    for m in (layer, syn):
+        _, v = m(x)
+        (v * torch.linspace(-1, 1, v.numel(), dtype=D).reshape(v.shape)).sum().backward()
+    torch.testing.assert_close(layer.weight.grad, syn.weight.grad, rtol=1e-10, atol=1e-12)
