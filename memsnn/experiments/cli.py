@@ -522,7 +522,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tasks", help="comma-separated tasks: dmts, seq_fashion_mnist, waveform (default all)")
     p.add_argument("--models", help="comma-separated models: lif, layer, neuron, synapse (default all)")
     p.add_argument("--seeds", help="comma-separated seeds (default 0,1,2; --quick 0)")
-    p.add_argument("--delays", help="comma-separated DMTS delays in steps (default 0,25,50,100; --quick 0,100)")
+    p.add_argument("--delays", help="comma-separated DMTS delays in steps (default 0,25,50,100,200; --quick 0,100)")
     p.add_argument("--device", help="device preset the trained networks are deployed on, or 'none' (default srtio3)")
     p.add_argument("--epochs", type=int, help="training epochs of the DMTS runs (default 20; --quick 8)")
     p.add_argument("--out", help="study directory: new, or an earlier one to resume (default: a new runs/hetsyn-*)")

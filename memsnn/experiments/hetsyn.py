@@ -78,7 +78,7 @@ class HetSynStudy:
     tasks: tuple[str, ...] = TASKS
     models: tuple[str, ...] = MODELS
     seeds: tuple[int, ...] = (0, 1, 2)
-    delays: tuple[int, ...] = (0, 25, 50, 100)
+    delays: tuple[int, ...] = (0, 25, 50, 100, 200)
     noise_rates: tuple[float, ...] = (0.02, 0.05, 0.1, 0.2)
     noise_delay: int = 50
     hidden: int = 64
@@ -493,12 +493,13 @@ def plot_all(table: pd.DataFrame, summary: pd.DataFrame, out: Path) -> list[Path
     d = summary[summary.task == "dmts"]
     if len(d):
         fig, ax = plt.subplots(figsize=(6, 4))
+        colour = {m: f"C{i}" for i, m in enumerate(MODELS)}  # one colour per model; float solid, device dashed
         for model, g in d.groupby("model", sort=False):
             g = g.sort_values("delay")
             for col, style in (("float", "-"), ("device", "--")):
                 if f"{col}_mean" in g and g[f"{col}_mean"].notna().any():
                     ax.errorbar(g["delay"], g[f"{col}_mean"], yerr=g[f"{col}_std"].fillna(0), fmt="o" + style, capsize=3,
-                                label=f"{model} ({'float' if col == 'float' else 'device'})")
+                                color=colour[model], label=f"{model} ({'float' if col == 'float' else 'device'})")
         ax.axhline(50, color="grey", lw=0.8, ls=":")
         ax.set(xlabel="delay (steps)", ylabel="test accuracy (%)", title="delayed match-to-sample")
         ax.legend(fontsize=7)
@@ -512,7 +513,7 @@ def plot_all(table: pd.DataFrame, summary: pd.DataFrame, out: Path) -> list[Path
             for _, r in rows.iterrows():
                 for pre, style in (("float", "-"), ("device", "--")):
                     ys = [r.get(f"{pre}_noise_{x:g}_mean", math.nan) for x in rates]
-                    ax.plot(rates, ys, "o" + style, label=f"{r['model']} ({pre})")
+                    ax.plot(rates, ys, "o" + style, color=colour[r["model"]], label=f"{r['model']} ({pre})")
             ax.axhline(50, color="grey", lw=0.8, ls=":")
             ax.set(xlabel="background spike probability per step", ylabel="test accuracy (%)",
                    title=f"DMTS under input noise (delay {int(rows.iloc[0]['delay'])})")
