@@ -518,7 +518,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_reproduce)
 
     p = sub.add_parser("hetsyn", help="LIF vs neuron- vs synapse-level time constants on temporal tasks, float and on a device")
-    p.add_argument("--quick", action="store_true", help="one seed, delays 0 and 100, small splits (a few minutes)")
+    p.add_argument("--quick", action="store_true", help="one seed, delays 0 and 100, small splits (about 40 s)")
     p.add_argument("--tasks", help="comma-separated tasks: dmts, seq_fashion_mnist, waveform (default all)")
     p.add_argument("--models", help="comma-separated models: lif, layer, neuron, synapse (default all)")
     p.add_argument("--seeds", help="comma-separated seeds (default 0,1,2; --quick 0)")
