@@ -26,19 +26,32 @@ Method. The first row of each device is its starting state. The fit maximises th
 likelihood of the reads under the model with process noise (:mod:`.likelihood`): every read is
 scored against its one-step-ahead prediction from the previous read, the cycle-to-cycle noise
 (``step_std``) enters as process noise and the read noise (``read_noise_std``) as measurement
-noise, both estimated from the data with the law's parameters (BFGS on log-parameters). The
-uncertainties are the square roots of the diagonal of the inverse expected (Fisher) information of
-that Gaussian likelihood at its maximum (from central differences of the predictions and of their
+noise, both estimated from the data with the law's parameters (BFGS on log-parameters).
+
+The noise levels are then re-estimated by the **restricted (REML) likelihood** with the law held
+at its maximum-likelihood values: the likelihood plus ``log det(X' S^-1 X) / 2``, ``X`` the
+derivatives of the one-step predictions by the law's parameters (taken once at the ML optimum),
+``S`` the residuals' covariance - Cox and Reid's adjusted profile likelihood, exact REML for a law
+linear in its parameters. Why: on srtio3 traces only the first SET block's reads (about 13
+effective ones) carry the step noise, and the law's parameters, fitted to the same reads, absorb
+part of it, so ML put ``step_std`` about 10 % low (mean 0.177 for a true 0.2 over 40 traces,
+0.195 with the law held at the truth). At the truth the likelihood itself checks out (over 200
+traces: mean score ~0 and score variance / Fisher information 0.9-1.1 for every parameter), so
+neither a different predictive variance nor a bootstrap was needed. The extra stage costs a
+2-parameter BFGS (about 30 likelihood evaluations): about 2.1 s instead of 1.7 s per fit of 241
+reads on the 2-core VM shared with other jobs.
+
+The uncertainties are the square roots of the diagonal of the inverse expected (Fisher)
+information at the estimate (from central differences of the predictions and of their
 covariance, :func:`.likelihood.fisher_information`; second differences of the likelihood itself
-are too inaccurate where srtio3's r1 and c0 correlate at about -0.99), propagated to the
-parameters by the delta method. Because the likelihood accounts for the noise accumulating along
-the trace, the errors of the law's parameters are honest: on 40 synthetic srtio3 traces with
-``step_std = 0.2`` and 1 % read noise the +-2 sigma intervals of r1, c0, reset_efficiency,
-g_max and read_noise_std covered the truth in 88-97 % of the traces, every mean bias under 0.2
-stated errors; ``step_std``'s covered it in 80 % only (its scatter is about 1.5x its stated
-error; biased low by 0.1 of its value). Numbers and the command in the folder README. A free run
-of the noise-free law fitted by least squares (:func:`predict_pulse_data`) gives the starting
-point.
+are too inaccurate where srtio3's r1 and c0 correlate at about -0.99), with the noise levels'
+block the REML information ``tr(P dS_i P dS_j) / 2``, propagated to the parameters by the delta
+method. Because the likelihood accounts for the noise accumulating along the trace the errors
+are honest: on 40 synthetic srtio3 traces with ``step_std = 0.2`` and 1 % read noise every
+fitted parameter's +-2 sigma interval covered the truth in 88-100 % of the traces, every mean bias
+under 0.2 stated errors (``step_std``: 88 %, bias -0.19; under plain ML it was 80 %, -0.76).
+Numbers and the command in the folder README. A free run of the noise-free law fitted by least
+squares (:func:`predict_pulse_data`) gives the starting point.
 """
 
 from __future__ import annotations
@@ -502,7 +515,8 @@ def fit_device(
 
 #: how :func:`fit_device` estimates and states its errors (written to the JSON)
 METHOD = ("maximum likelihood of the one-step-ahead predictions with c2c process noise and read noise "
-          "(memsnn.device_models.likelihood); errors from the inverse expected (Fisher) information")
+          "(memsnn.device_models.likelihood), the noise levels then by the restricted (REML) likelihood with "
+          "the law held; errors from the inverse expected (Fisher) information, REML information for the noise")
 
 
 #: fitted parameter -> (its device-to-device field, how the spread is expressed): ``rel`` relative

@@ -27,6 +27,10 @@ volatile part is carried forward from the measured reads (its dependence on read
 ``k - 1`` is left out of ``c_k``, exact when the volatile part relaxes between pulses), and the
 step noise is linearised (``J_k`` from a finite difference).
 
+``neg_log_likelihood(..., restrict=X)`` is the restricted (REML) version used for the noise
+levels, and ``fisher_information(..., restricted=...)`` its information (see those functions and
+:mod:`.fitting` for why).
+
 Without a time column the reads are taken as if the volatile part had relaxed and nothing drifted
 between them (``volatile_ratio`` and ``drift_nu`` play no part). With one, the first read starts
 with no volatile conductance and its drift clock at ``t_0``.
