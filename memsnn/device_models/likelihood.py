@@ -27,6 +27,10 @@ volatile part is carried forward from the measured reads (its dependence on read
 ``k - 1`` is left out of ``c_k``, exact when the volatile part relaxes between pulses), and the
 step noise is linearised (``J_k`` from a finite difference).
 
+``neg_log_likelihood(..., restrict=X)`` is the restricted (REML) version used for the noise
+levels, and ``fisher_information(..., restricted=...)`` its information (see those functions and
+:mod:`.fitting` for why).
+
 Without a time column the reads are taken as if the volatile part had relaxed and nothing drifted
 between them (``volatile_ratio`` and ``drift_nu`` play no part). With one, the first read starts
 with no volatile conductance and its drift clock at ``t_0``.
@@ -43,7 +47,8 @@ import torch
 
 from .base import DeviceModel
 
-__all__ = ["Trace", "clipped_normal_moments", "one_step", "moments", "neg_log_likelihood", "fisher_information"]
+__all__ = ["Trace", "clipped_normal_moments", "one_step", "moments", "neg_log_likelihood", "prediction_jacobian",
+           "fisher_information"]
 
 _DELTA = 1e-4  # relative finite-difference step of J_k and c_k
 
@@ -205,45 +210,100 @@ def moments(model: DeviceModel, tr: Trace, scale: float = 1.0) -> tuple[np.ndarr
     return v, diag, off
 
 
-def neg_log_likelihood(model: DeviceModel, tr: Trace, scale: float = 1.0) -> float:
-    """``-log p(y_1 .. y_{N-1} | y_0)`` of the trace under ``model`` (module docstring), with
-    conductances in units of ``scale`` siemens (the value shifts by a constant only). ``inf``
-    when the model cannot produce the trace (non-finite predictions)."""
-    m = moments(model, tr, scale)
-    if m is None:
-        return math.inf
+def _banded(m: tuple[np.ndarray, np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray] | None:
+    """``(v, lower banded Cholesky factor of the covariance)`` of :func:`moments`' output, or None
+    when the covariance is not positive definite."""
     v, diag, off = m
     ab = np.zeros((2, len(v)))
     ab[0], ab[1, :-1] = diag, off
     try:
-        chol = scipy.linalg.cholesky_banded(ab, lower=True)
+        return v, scipy.linalg.cholesky_banded(ab, lower=True)
     except np.linalg.LinAlgError:
+        return None
+
+
+def neg_log_likelihood(model: DeviceModel, tr: Trace, scale: float = 1.0, restrict: np.ndarray | None = None) -> float:
+    """``-log p(y_1 .. y_{N-1} | y_0)`` of the trace under ``model`` (module docstring), with
+    conductances in units of ``scale`` siemens (the value shifts by a constant only). ``inf``
+    when the model cannot produce the trace (non-finite predictions).
+
+    ``restrict`` ``[N-1, P]``: the derivatives of the predictions by the law's parameters (units of
+    ``scale`` per unit coordinate, :func:`prediction_jacobian`). With it the value is the
+    *restricted* (REML) negative log-likelihood, ``+ log det(X' S^-1 X) / 2``: the likelihood of
+    the part of the residuals that the law's parameters cannot absorb, whose maximum over the noise
+    parameters is free of the downward bias ML has when the law is fitted to the same reads. ``X``
+    is held fixed (evaluated once near the optimum): the adjusted profile likelihood of Cox and
+    Reid, exact REML for a model linear in the law's parameters."""
+    m = moments(model, tr, scale)
+    fac = None if m is None else _banded(m)
+    if fac is None:
         return math.inf
+    v, chol = fac
     z = scipy.linalg.cho_solve_banded((chol, True), v)
-    return float(0.5 * (v @ z) + np.log(chol[0]).sum() + 0.5 * len(v) * math.log(2 * math.pi))
+    value = float(0.5 * (v @ z) + np.log(chol[0]).sum() + 0.5 * len(v) * math.log(2 * math.pi))
+    if restrict is not None and restrict.shape[1]:
+        w = scipy.linalg.solve_banded((1, 0), chol, restrict)  # L^-1 X
+        sign, logdet = np.linalg.slogdet(w.T @ w)
+        if sign <= 0:
+            return math.inf
+        value += 0.5 * logdet
+    return value
 
 
-def fisher_information(build, x: np.ndarray, tr: Trace, scale: float = 1.0, h: float = 1e-5) -> np.ndarray:
+def _parts(build, x: np.ndarray, tr: Trace, scale: float) -> tuple[np.ndarray, np.ndarray]:
+    """Predictions minus data ``[N-1]`` and the dense covariance ``[N-1, N-1]`` at coordinates ``x``."""
+    v, diag, off = moments(build(x), tr, scale)
+    return -v, np.diag(diag) + np.diag(off, -1) + np.diag(off, 1)
+
+
+def prediction_jacobian(build, x: np.ndarray, idx: list[int], tr: Trace, scale: float = 1.0, h: float = 1e-5
+                        ) -> np.ndarray:
+    """``X`` ``[N-1, len(idx)]``: central differences of the one-step predictions (units of ``scale``)
+    by the coordinates ``x[idx]`` (``build(x)`` -> DeviceModel); the ``restrict`` argument of
+    :func:`neg_log_likelihood`."""
+    cols = []
+    for i in idx:
+        e = np.zeros(len(x))
+        e[i] = h
+        v_p, _, _ = moments(build(x + e), tr, scale)
+        v_m, _, _ = moments(build(x - e), tr, scale)
+        cols.append((v_m - v_p) / (2 * h))  # prediction = data - v
+    return np.array(cols).T.reshape(len(tr.conductance) - 1, len(idx))
+
+
+def fisher_information(build, x: np.ndarray, tr: Trace, scale: float = 1.0, h: float = 1e-5,
+                       restricted: list[int] | None = None) -> np.ndarray:
     """Expected information ``[P, P]`` of the Gaussian one-step likelihood at coordinates ``x``:
     ``dmu_i' S^-1 dmu_j + tr(S^-1 dS_i S^-1 dS_j) / 2`` with the derivatives of the predictions
     ``mu`` and of the covariance ``S`` by central differences (``build(x)`` -> DeviceModel).
     First differences of vectors are far better conditioned than second differences of the
-    likelihood where parameters correlate strongly (srtio3's r1 and c0)."""
+    likelihood where parameters correlate strongly (srtio3's r1 and c0).
 
-    def parts(xx):
-        v, diag, off = moments(build(xx), tr, scale)
-        return -v, np.diag(diag) + np.diag(off, -1) + np.diag(off, 1)  # -v = prediction - data
-
-    mu0, S0 = parts(x)
+    ``restricted``: indices of the noise coordinates estimated by the restricted likelihood
+    (:func:`neg_log_likelihood`'s ``restrict``); their block becomes the REML information
+    ``tr(P dS_i P dS_j) / 2`` with ``P = S^-1 - S^-1 X (X' S^-1 X)^-1 X' S^-1`` and ``X`` the
+    derivatives of ``mu`` by the other coordinates - the information left once the law's
+    parameters have taken their share of the residuals."""
+    mu0, S0 = _parts(build, x, tr, scale)
     Si = np.linalg.inv(S0)
     dmu, dS = [], []
     for i in range(len(x)):
         e = np.zeros(len(x))
         e[i] = h
-        (mp, Sp), (mm, Sm) = parts(x + e), parts(x - e)
+        (mp, Sp), (mm, Sm) = _parts(build, x + e, tr, scale), _parts(build, x - e, tr, scale)
         dmu.append((mp - mm) / (2 * h))
-        dS.append(Si @ ((Sp - Sm) / (2 * h)))
+        dS.append((Sp - Sm) / (2 * h))
     M = np.array(dmu)
     info = M @ Si @ M.T
-    info += 0.5 * np.array([[np.sum(a * b.T) for b in dS] for a in dS])
+    SidS = [Si @ d for d in dS]
+    info += 0.5 * np.array([[np.sum(a * b.T) for b in SidS] for a in SidS])
+    if restricted:
+        law = [i for i in range(len(x)) if i not in restricted]
+        X = M[law].T
+        SiX = Si @ X
+        P = Si - SiX @ np.linalg.solve(X.T @ SiX, SiX.T)
+        PdS = {i: P @ dS[i] for i in restricted}
+        for i in restricted:
+            for j in restricted:
+                info[i, j] = 0.5 * np.sum(PdS[i] * PdS[j].T)
     return info
