@@ -244,12 +244,14 @@ class DeviceState:
 SPARSE_NOISE_FRACTION = 0.5
 
 
-def _normals_where_pulsed(cnt: Tensor, gen: torch.Generator | None) -> Tensor:
+def _normals_where_pulsed(cnt: Tensor, gen: torch.Generator | None, n_on: int | None = None) -> Tensor:
     """Standard normals shaped like ``cnt`` (pulse counts >= 0) for the cycle-to-cycle noise of one
     step. Only devices with ``cnt > 0`` use theirs (the noise term is ``sqrt(cnt) * xi``), so when
     fewer than :data:`SPARSE_NOISE_FRACTION` of them are pulsed only those are drawn (the rest
     are 0): the same distribution of the result, fewer Gaussian draws (other numbers from the
-    generator than a full draw)."""
+    generator than a full draw). ``n_on``: the number of pulsed devices when the caller knows it."""
+    if n_on is not None and n_on >= SPARSE_NOISE_FRACTION * cnt.numel():
+        return torch.randn(cnt.shape, generator=gen, device=cnt.device, dtype=cnt.dtype)
     on = cnt > 0
     n_on = int(on.sum())
     if n_on >= SPARSE_NOISE_FRACTION * cnt.numel():
@@ -469,6 +471,19 @@ class DeviceModel:
         rel = ((amp - p.v_threshold) / (p.v_ref - p.v_threshold)).clamp(min=0.0)
         return rel if p.amp_exponent == 1.0 else rel**p.amp_exponent
 
+    def _fused_step(self, s_set: Tensor, s_reset: Tensor, dev: dict[str, Tensor], gen: torch.Generator | None):
+        """A model's own per-step kernel for :meth:`_apply_sequence`, or None (the generic step).
+
+        Called only when no device is stuck, none drifted below its ``g_min`` and the conductance
+        is continuous (no ``n_levels``). ``s_set`` / ``s_reset``: nominal pulses per SET / RESET
+        pulse of each device (amplitude, width and d2d scale folded in). Returns
+        ``step(g, kf, n_on) -> g``: ``kf`` one step's signed pulse counts (whole numbers in ``g``'s
+        dtype), ``n_on`` how many of them are non-zero; it must give the generic step's result in
+        distribution, leave devices with ``kf == 0`` exactly untouched and may overwrite its own
+        intermediate tensors, never ``g``'s storage (it may be the state's).
+        """
+        return None
+
     def _post_pulse_noise(
         self, g1: Tensor, set_f: Tensor, pulsed_f: Tensor, gen: torch.Generator | None, dev: dict[str, Tensor]
     ) -> Tensor:
@@ -596,8 +611,19 @@ class DeviceModel:
         # the lower bound is simply g_min (and stays so: results are clipped to it)
         below = bool((g_start < g_min).any())
         g = g_start
+        fused = None
+        if not (any_stuck or below) and p.n_levels is None:
+            fused = self._fused_step(s_set, s_reset, dev, gen)
         signed_sum = torch.zeros(state.shape, dtype=dtype, device=device)
         abs_sum = torch.zeros(state.shape, dtype=dtype, device=device)
+        if fused is not None:  # a model's own step with fewer elementwise ops (same distribution)
+            for kf in counts:
+                n_on = int(torch.count_nonzero(kf))
+                if n_on:
+                    signed_sum += kf
+                    abs_sum += kf.abs()
+                    g = fused(g, kf, n_on)
+            counts = counts[:0]  # the generic loop below has nothing left to do
         for kf in counts:
             cnt = kf.abs()
             signed_sum += kf

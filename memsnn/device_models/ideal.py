@@ -18,7 +18,7 @@ from typing import Iterator
 import torch
 
 from ..params import param
-from .base import DeviceModel, DeviceParams, pick
+from .base import DeviceModel, DeviceParams, _normals_where_pulsed, pick
 
 __all__ = ["LinearParams", "LinearDevice"]
 
@@ -63,3 +63,28 @@ class LinearDevice(DeviceModel):
 
     def _reference_step(self, dev: dict[str, Tensor]) -> Tensor:
         return torch.full_like(dev["g_min"], self.params.step)
+
+    def _fused_step(self, s_set: Tensor, s_reset: Tensor, dev: dict[str, Tensor], gen: torch.Generator | None):
+        """``k`` signed pulses move ``G`` by ``step * s * (k + step_std * sqrt(|k|) * xi)`` (``s`` of
+        the pulses' polarity), clipped to the device's bounds: 5 elementwise ops per step instead of
+        the generic 17. The same distribution as the generic step, whose noise term carries the
+        polarity's sign (``xi`` and ``-xi`` are equally distributed), for both noise modes: on a
+        linear device the reference step is ``step``, so multiplicative and additive noise agree."""
+        if type(self)._respond is not LinearDevice._respond or type(self)._post_pulse_noise is not DeviceModel._post_pulse_noise:
+            return None
+        p = self.params
+        lo, hi = dev["g_min"], dev["g_max"]
+        step_set, step_reset = s_set * p.step, s_reset * p.step  # siemens per nominal pulse
+        one_step = step_set.shape == step_reset.shape and torch.equal(step_set, step_reset)
+        std = p.step_std
+
+        def step(g: Tensor, kf: Tensor, n_on: int) -> Tensor:
+            st = step_set if one_step else torch.lerp(step_reset, step_set, kf.clamp(0.0, 1.0))
+            if std > 0:
+                root = kf.abs().sqrt_()
+                xi = _normals_where_pulsed(root, gen, n_on)
+                kf = torch.addcmul(kf, root, xi, value=std)
+            return torch.addcmul(g, st, kf).clamp_(lo, hi)
+
+        return step
+
