@@ -262,6 +262,30 @@ def _normals_where_pulsed(cnt: Tensor, gen: torch.Generator | None, n_on: int | 
     return xi
 
 
+#: A combined step replaces a device's sequence only where the sequence, started from the same
+#: state, leaves the device's bounds (and so gets clipped) with probability below
+#: ``4 Q(COALESCE_Z)`` (Q: the standard normal tail; 1.6e-10 at 6.5): its noise-free path keeps
+#: ``COALESCE_Z`` standard deviations of the whole sequence's c2c noise inside the bounds (Levy's
+#: inequality bounds the maximum of the noise's partial sums by twice the tail of its end). For
+#: scale: torch's float32 normal sampler never returns ``|xi| > 5.76`` (probability 8e-9 per draw),
+#: so the sequential path already misses tails of that size.
+COALESCE_Z = 6.5
+
+
+def _step_through(step, g: Tensor, counts: Tensor, sums: tuple[Tensor, Tensor] | None = None) -> Tensor:
+    """``g`` after ``step(g, kf, |kf|, n_on)`` for each step ``kf`` of ``counts`` that has pulses
+    (``n_on`` of them non-zero); with ``sums = (signed, absolute)`` adds the counts into them."""
+    for kf in counts:
+        n_on = int(torch.count_nonzero(kf))
+        if n_on:
+            cnt = kf.abs()
+            if sums is not None:
+                sums[0].add_(kf)
+                sums[1].add_(cnt)
+            g = step(g, kf, cnt, n_on)
+    return g
+
+
 def check_pulses(pulses: Any, shape: torch.Size, device: torch.device) -> Tensor:
     """Validate a pulse-count tensor: integer dtype, broadcastable to ``shape``; returns it broadcast."""
     if not isinstance(pulses, torch.Tensor):
@@ -477,12 +501,45 @@ class DeviceModel:
         Called only when no device is stuck, none drifted below its ``g_min`` and the conductance
         is continuous (no ``n_levels``). ``s_set`` / ``s_reset``: nominal pulses per SET / RESET
         pulse of each device (amplitude, width and d2d scale folded in). Returns
-        ``step(g, kf, n_on) -> g``: ``kf`` one step's signed pulse counts (whole numbers in ``g``'s
-        dtype), ``n_on`` how many of them are non-zero; it must give the generic step's result in
-        distribution, leave devices with ``kf == 0`` exactly untouched and may overwrite its own
-        intermediate tensors, never ``g``'s storage (it may be the state's).
+        ``step(g, kf, cnt, n_on) -> g``: ``kf`` one step's signed pulse counts (whole numbers in
+        ``g``'s dtype), ``cnt = |kf|`` (the step may overwrite it), ``n_on`` how many are non-zero;
+        it must give the generic step's result in distribution, leave devices with ``kf == 0``
+        exactly untouched and never write into ``g`` or ``kf`` (they may be the state's / the
+        caller's).
         """
         return None
+
+    def _combined_step(self, g: Tensor, counts: Tensor, signed_sum: Tensor, abs_sum: Tensor, s_set: Tensor,
+                       s_reset: Tensor, dev: dict[str, Tensor], gen: torch.Generator | None) -> tuple[Tensor, Tensor] | None:
+        """The whole sequence ``counts`` ``[B, *shape]`` as one step, where the law allows it:
+        ``(g after the sequence, safe)``, ``safe`` (bool, the array's shape) marking the devices
+        for which the combined result has the sequence's distribution (see :data:`COALESCE_Z`);
+        the others are stepped one step after another. ``signed_sum`` / ``abs_sum``: the counts
+        summed over the sequence. None: the model has no combined step (the default)."""
+        return None
+
+    def _coalesced(self, g: Tensor, counts: Tensor, signed_sum: Tensor, abs_sum: Tensor, s_set: Tensor,
+                   s_reset: Tensor, dev: dict[str, Tensor], gen: torch.Generator | None) -> Tensor | None:
+        """``g`` after the sequence ``counts``: :meth:`_combined_step`, then the fused step, one step
+        after another, for the devices it could not take; None when the model has no combined
+        step or it could take fewer than half of the devices (then the caller steps all)."""
+        res = self._combined_step(g, counts, signed_sum, abs_sum, s_set, s_reset, dev, gen)
+        if res is None:
+            return None
+        g_end, safe = res
+        rest = (~safe).reshape(-1).nonzero().squeeze(1)
+        if rest.numel() > 0.5 * g.numel():
+            return None
+        if rest.numel():
+            shape, B = g.shape, counts.shape[0]
+
+            def pick_rest(t: Tensor) -> Tensor:
+                return torch.broadcast_to(t, shape).reshape(-1).index_select(0, rest)
+
+            step = self._fused_step(pick_rest(s_set), pick_rest(s_reset), {k: pick_rest(v) for k, v in dev.items()}, gen)
+            g_rest = _step_through(step, pick_rest(g), counts.reshape(B, -1).index_select(1, rest))
+            g_end = g_end.reshape(-1).index_copy_(0, rest, g_rest).view(shape)
+        return g_end
 
     def _post_pulse_noise(
         self, g1: Tensor, set_f: Tensor, pulsed_f: Tensor, gen: torch.Generator | None, dev: dict[str, Tensor]
@@ -617,12 +674,12 @@ class DeviceModel:
         signed_sum = torch.zeros(state.shape, dtype=dtype, device=device)
         abs_sum = torch.zeros(state.shape, dtype=dtype, device=device)
         if fused is not None:  # a model's own step with fewer elementwise ops (same distribution)
-            for kf in counts:
-                n_on = int(torch.count_nonzero(kf))
-                if n_on:
-                    signed_sum += kf
-                    abs_sum += kf.abs()
-                    g = fused(g, kf, n_on)
+            if counts.shape[0] > 1:  # the whole sequence as one step where the law allows it
+                signed_sum, abs_sum = counts.sum(0), counts.abs().sum(0)
+                combined = self._coalesced(g, counts, signed_sum, abs_sum, s_set, s_reset, dev, gen)
+                g = _step_through(fused, g, counts) if combined is None else combined
+            else:
+                g = _step_through(fused, g, counts, (signed_sum, abs_sum))
             counts = counts[:0]  # the generic loop below has nothing left to do
         for kf in counts:
             cnt = kf.abs()

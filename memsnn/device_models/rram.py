@@ -105,7 +105,7 @@ class SoftBoundsDevice(DeviceModel):
         return (dev["g_max"] - dev["g_min"]) * (p.alpha_set * p.alpha_reset / (p.alpha_set + p.alpha_reset))
 
     def _fused_step(self, s_set: Tensor, s_reset: Tensor, dev: dict[str, Tensor], gen: torch.Generator | None):
-        """The soft-bounds step in 12 elementwise ops instead of the generic ~20: the log of the
+        """The soft-bounds step in 11 elementwise ops (and the caller's ``|k|``) instead of the generic ~20: the log of the
         per-pulse factor is folded into each device's SET / RESET rate once per sequence, and the
         move towards the bound is one ``lerp`` (exactly ``g`` where no pulse arrives: weight 1).
         The same arithmetic as the generic step up to rounding, the same random draws."""
@@ -122,16 +122,15 @@ class SoftBoundsDevice(DeviceModel):
             noise_set, noise_reset = ref * s_set, ref * s_reset
         std = p.step_std
 
-        def step(g: Tensor, kf: Tensor, n_on: int) -> Tensor:
+        def step(g: Tensor, kf: Tensor, cnt: Tensor, n_on: int) -> Tensor:
             set_f = kf.clamp(0.0, 1.0)
-            cnt = kf.abs()
             if mult:  # k pulses advance the coordinate by s (k + step_std sqrt(k) xi)
                 root = cnt.sqrt()
                 cnt = cnt.addcmul_(root, _normals_where_pulsed(root, gen, n_on), value=std)
             factor = torch.lerp(rate_reset, rate_set, set_f).mul_(cnt).exp_()
             g1 = torch.lerp(torch.lerp(lo, hi, set_f), g, factor)
             if additive:  # k pulses add step_std * dG_ref * s * sqrt(k) * xi siemens
-                root = kf.abs().sqrt_()
+                root = cnt.sqrt_()
                 root.mul_(_normals_where_pulsed(root, gen, n_on))
                 g1.addcmul_(torch.lerp(noise_reset, noise_set, set_f), root)
             return g1.clamp_(lo, hi)

@@ -95,3 +95,58 @@ def test_fused_step_is_not_used_for_stuck_devices_or_levels(monkeypatch):
     model = make_device("ideal", step_std=0.3)
     model.apply_pulses(model.init_state((100,), generator=0), torch.full((100,), 3), generator=1)
     assert calls
+
+
+def test_a_sequence_on_a_linear_device_is_combined_where_it_cannot_reach_a_bound(monkeypatch):
+    """Far from the bounds the whole sequence is one Gaussian step; near them (where the c2c
+    noise clips it) it is stepped one step after another; both with the sequence's distribution."""
+    from memsnn.device_models import base
+
+    model = make_device("ideal", step_std=0.3, step_noise="multiplicative")
+    p = model.params
+    n, k = 40000, 8
+    counts = torch.tensor([k, -k] * 8, dtype=torch.float64)[:, None].expand(16, n).clone()  # net 0
+    sd = p.step * p.step_std * (16 * k) ** 0.5  # the sequence's c2c noise (S)
+    start = torch.full((n,), p.g_min + 0.5 * p.window, dtype=torch.float64)
+    start[n // 2:] = p.g_max - k * p.step - 1.0 * sd  # the noise-free path stays inside, the noisy one often not
+    state = model.program(model.init_state((n,), generator=0, dtype=torch.float64), start, generator=0)
+    seen = []
+    real = type(model)._combined_step
+    monkeypatch.setattr(type(model), "_combined_step", lambda self, *a: seen.append(real(self, *a)) or seen[-1])
+    combined = model._apply_sequence(state, counts, generator=torch.Generator().manual_seed(1))
+    safe = seen[0][1]
+    assert safe[: n // 2].all() and not safe[n // 2:].any()
+    with monkeypatch.context() as m:  # the reference: the fused step, one step after another
+        m.setattr(type(model), "_combined_step", DeviceModel._combined_step)
+        stepped = model._apply_sequence(state, counts, generator=torch.Generator().manual_seed(2))
+    # the bound matters in the second half: clipping the upward excursions lowers the mean (net 0)
+    assert float((stepped.g[n // 2:] - start[n // 2:]).mean()) < -10 * sd / (n // 2) ** 0.5
+    for sl in (slice(0, n // 2), slice(n // 2, n)):
+        a, b = combined.g[sl] - start[sl], stepped.g[sl] - start[sl]
+        m_ = a.numel()
+        s = float(b.std())
+        assert abs(float(a.mean() - b.mean())) < 5 * s * (2 / m_) ** 0.5
+        assert abs(float(a.std()) / s - 1) < 5 / m_**0.5
+    middle = combined.g[: n // 2] - start[: n // 2]
+    assert abs(float(middle.std()) / sd - 1) < 5 / (n // 2) ** 0.5  # the sum of all pulses' noise
+    assert torch.equal(combined.n_set, stepped.n_set) and torch.equal(combined.n_reset, stepped.n_reset)
+    # with no margin for the noise the second half would be combined too, and come out unclipped
+    monkeypatch.setattr(base, "COALESCE_Z", 0.0)
+    seen.clear()
+    loose = model._apply_sequence(state, counts, generator=torch.Generator().manual_seed(1))
+    assert seen[0][1][n // 2:].all()
+    a, b = loose.g[n // 2:], stepped.g[n // 2:]
+    assert float(a.mean() - b.mean()) > 10 * float(b.std()) / (n // 2) ** 0.5
+
+
+def test_combined_linear_sequence_without_noise_is_the_sum_of_its_steps():
+    model = make_device("ideal", step_dtod=0.3, up_down_dtod=0.2)
+    n = 5000
+    gen = torch.Generator().manual_seed(0)
+    state = model.program(model.init_state((n,), generator=gen, dtype=torch.float64),
+                          torch.full((n,), 0.5 * model.params.g_max, dtype=torch.float64), generator=gen)
+    counts = _counts(n, 12, gen)
+    out = model._apply_sequence(state, counts, generator=1)
+    dev = state.dev
+    step = torch.where(counts > 0, dev["scale_set"], dev["scale_reset"]) * model.params.step
+    torch.testing.assert_close(out.g, state.g + (step * counts).sum(0), rtol=1e-12, atol=1e-20)
