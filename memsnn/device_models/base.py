@@ -271,6 +271,10 @@ def _normals_where_pulsed(cnt: Tensor, gen: torch.Generator | None, n_on: int | 
 #: so the sequential path already misses tails of that size.
 COALESCE_Z = 6.5
 
+#: steps (rank-1 updates) per combined step: a short run keeps the noise band and the path's
+#: excursion small, so that devices near a bound can be combined too
+COALESCE_STEPS = 8
+
 
 def _step_through(step, g: Tensor, counts: Tensor, sums: tuple[Tensor, Tensor] | None = None) -> Tensor:
     """``g`` after ``step(g, kf, |kf|, n_on)`` for each step ``kf`` of ``counts`` that has pulses
@@ -509,37 +513,55 @@ class DeviceModel:
         """
         return None
 
-    def _combined_step(self, g: Tensor, counts: Tensor, signed_sum: Tensor, abs_sum: Tensor, s_set: Tensor,
-                       s_reset: Tensor, dev: dict[str, Tensor], gen: torch.Generator | None) -> tuple[Tensor, Tensor] | None:
-        """The whole sequence ``counts`` ``[B, *shape]`` as one step, where the law allows it:
+    def _combined_step(self, g: Tensor, counts: Tensor, abs_sum: Tensor, s_set: Tensor, s_reset: Tensor,
+                       dev: dict[str, Tensor], gen: torch.Generator | None) -> tuple[Tensor, Tensor] | None:
+        """The sequence ``counts`` ``[B, *shape]`` (``abs_sum``: its ``|counts|`` summed over the
+        steps) as one step, where the law allows it:
         ``(g after the sequence, safe)``, ``safe`` (bool, the array's shape) marking the devices
         for which the combined result has the sequence's distribution (see :data:`COALESCE_Z`);
-        the others are stepped one step after another. ``signed_sum`` / ``abs_sum``: the counts
-        summed over the sequence. None: the model has no combined step (the default)."""
+        the others are stepped one step after another. None: the model has no combined step
+        (the default)."""
         return None
 
-    def _coalesced(self, g: Tensor, counts: Tensor, signed_sum: Tensor, abs_sum: Tensor, s_set: Tensor,
-                   s_reset: Tensor, dev: dict[str, Tensor], gen: torch.Generator | None) -> Tensor | None:
-        """``g`` after the sequence ``counts``: :meth:`_combined_step`, then the fused step, one step
-        after another, for the devices it could not take; None when the model has no combined
-        step or it could take fewer than half of the devices (then the caller steps all)."""
-        res = self._combined_step(g, counts, signed_sum, abs_sum, s_set, s_reset, dev, gen)
-        if res is None:
-            return None
-        g_end, safe = res
-        rest = (~safe).reshape(-1).nonzero().squeeze(1)
-        if rest.numel() > 0.5 * g.numel():
-            return None
-        if rest.numel():
-            shape, B = g.shape, counts.shape[0]
+    def _coalesced(self, g: Tensor, counts: Tensor, s_set: Tensor, s_reset: Tensor, dev: dict[str, Tensor],
+                   gen: torch.Generator | None, fused, sums: tuple[Tensor, Tensor]) -> Tensor:
+        """``g`` after the sequence ``counts``, in runs of :data:`COALESCE_STEPS` steps: each run is
+        :meth:`_combined_step` for the devices it can take and the ``fused`` step, one step after
+        another, for the others. Once a run finds more than half of the devices out of reach of
+        the combined step, the rest of the sequence is stepped through (the choice between two
+        ways of drawing the same distribution depends on the past only, so it biases nothing).
+        Adds the counts into ``sums = (signed, absolute)``. Row by row: a ``[B, *shape]``
+        temporary costs more here than a few small ops per row."""
+        shape, B = g.shape, counts.shape[0]
+        for a in range(0, B, COALESCE_STEPS):
+            run = counts[a:a + COALESCE_STEPS]
+            run_abs = torch.zeros_like(g)
+            for kf in run:
+                sums[0].add_(kf)
+                run_abs += kf.abs()
+            sums[1].add_(run_abs)
+            res = self._combined_step(g, run, run_abs, s_set, s_reset, dev, gen) if run.shape[0] > 1 else None
+            if res is None:
+                g = _step_through(fused, g, run)
+                continue
+            g_end, safe = res
+            rest = (~safe).reshape(-1).nonzero().squeeze(1)
+            if rest.numel() > 0.5 * g.numel():
+                g = _step_through(fused, g, run)
+                for kf in counts[a + COALESCE_STEPS:]:
+                    sums[0].add_(kf)
+                    sums[1].add_(kf.abs())
+                return _step_through(fused, g, counts[a + COALESCE_STEPS:])
+            if rest.numel():
 
-            def pick_rest(t: Tensor) -> Tensor:
-                return torch.broadcast_to(t, shape).reshape(-1).index_select(0, rest)
+                def pick_rest(t: Tensor) -> Tensor:
+                    return torch.broadcast_to(t, shape).reshape(-1).index_select(0, rest)
 
-            step = self._fused_step(pick_rest(s_set), pick_rest(s_reset), {k: pick_rest(v) for k, v in dev.items()}, gen)
-            g_rest = _step_through(step, pick_rest(g), counts.reshape(B, -1).index_select(1, rest))
-            g_end = g_end.reshape(-1).index_copy_(0, rest, g_rest).view(shape)
-        return g_end
+                step = self._fused_step(pick_rest(s_set), pick_rest(s_reset), {k: pick_rest(v) for k, v in dev.items()}, gen)
+                g_rest = _step_through(step, pick_rest(g), run.reshape(run.shape[0], -1).index_select(1, rest))
+                g_end = g_end.reshape(-1).index_copy_(0, rest, g_rest).view(shape)
+            g = g_end
+        return g
 
     def _post_pulse_noise(
         self, g1: Tensor, set_f: Tensor, pulsed_f: Tensor, gen: torch.Generator | None, dev: dict[str, Tensor]
@@ -674,10 +696,8 @@ class DeviceModel:
         signed_sum = torch.zeros(state.shape, dtype=dtype, device=device)
         abs_sum = torch.zeros(state.shape, dtype=dtype, device=device)
         if fused is not None:  # a model's own step with fewer elementwise ops (same distribution)
-            if counts.shape[0] > 1:  # the whole sequence as one step where the law allows it
-                signed_sum, abs_sum = counts.sum(0), counts.abs().sum(0)
-                combined = self._coalesced(g, counts, signed_sum, abs_sum, s_set, s_reset, dev, gen)
-                g = _step_through(fused, g, counts) if combined is None else combined
+            if counts.shape[0] > 1:  # runs of steps as one step where the law allows it
+                g = self._coalesced(g, counts, s_set, s_reset, dev, gen, fused, (signed_sum, abs_sum))
             else:
                 g = _step_through(fused, g, counts, (signed_sum, abs_sum))
             counts = counts[:0]  # the generic loop below has nothing left to do

@@ -89,16 +89,16 @@ class LinearDevice(DeviceModel):
 
         return step
 
-    def _combined_step(self, g: Tensor, counts: Tensor, signed_sum: Tensor, abs_sum: Tensor, s_set: Tensor,
-                       s_reset: Tensor, dev: dict[str, Tensor], gen: torch.Generator | None) -> tuple[Tensor, Tensor] | None:
+    def _combined_step(self, g: Tensor, counts: Tensor, abs_sum: Tensor, s_set: Tensor, s_reset: Tensor,
+                       dev: dict[str, Tensor], gen: torch.Generator | None) -> tuple[Tensor, Tensor] | None:
         """A sequence of signed counts ``k_b`` as one step: without clipping, linear steps add up,
         ``G_B = G_0 + sum_b m_b k_b + sd * xi`` with ``m_b`` the step of ``k_b``'s polarity and
         ``sd**2 = step_std**2 * sum_b m_b**2 |k_b|`` (the c2c draws of all pulses are independent
         Gaussians, so their sum is one Gaussian). A device is ``safe`` when its noise-free partial
         sums ``G_0 + sum_{b' <= b} m_b' k_b'`` keep ``COALESCE_Z * sd`` inside its bounds; for it
         the sequence is clipped with probability below ``4 Q(COALESCE_Z)``. The partial sums cost
-        3 elementwise ops per step (5 with different SET / RESET steps), the fused step 5 and a
-        Gaussian draw."""
+        3 small elementwise ops per step (5 with different SET / RESET steps), the fused step 5
+        and a Gaussian draw."""
         if type(self)._respond is not LinearDevice._respond or type(self)._post_pulse_noise is not DeviceModel._post_pulse_noise:
             return None
         p = self.params

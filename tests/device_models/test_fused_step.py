@@ -110,6 +110,7 @@ def test_a_sequence_on_a_linear_device_is_combined_where_it_cannot_reach_a_bound
     start = torch.full((n,), p.g_min + 0.5 * p.window, dtype=torch.float64)
     start[n // 2:] = p.g_max - k * p.step - 1.0 * sd  # the noise-free path stays inside, the noisy one often not
     state = model.program(model.init_state((n,), generator=0, dtype=torch.float64), start, generator=0)
+    monkeypatch.setattr(base, "COALESCE_STEPS", 16)  # the whole sequence is one run
     seen = []
     real = type(model)._combined_step
     monkeypatch.setattr(type(model), "_combined_step", lambda self, *a: seen.append(real(self, *a)) or seen[-1])
@@ -130,7 +131,16 @@ def test_a_sequence_on_a_linear_device_is_combined_where_it_cannot_reach_a_bound
     middle = combined.g[: n // 2] - start[: n // 2]
     assert abs(float(middle.std()) / sd - 1) < 5 / (n // 2) ** 0.5  # the sum of all pulses' noise
     assert torch.equal(combined.n_set, stepped.n_set) and torch.equal(combined.n_reset, stepped.n_reset)
+    # in runs of 4 steps: the same distributions
+    monkeypatch.setattr(base, "COALESCE_STEPS", 4)
+    runs = model._apply_sequence(state, counts, generator=torch.Generator().manual_seed(3))
+    for sl in (slice(0, n // 2), slice(n // 2, n)):
+        a, b = runs.g[sl] - start[sl], stepped.g[sl] - start[sl]
+        s = float(b.std())
+        assert abs(float(a.mean() - b.mean())) < 5 * s * (2 / a.numel()) ** 0.5
+        assert abs(float(a.std()) / s - 1) < 5 / a.numel() ** 0.5
     # with no margin for the noise the second half would be combined too, and come out unclipped
+    monkeypatch.setattr(base, "COALESCE_STEPS", 16)
     monkeypatch.setattr(base, "COALESCE_Z", 0.0)
     seen.clear()
     loose = model._apply_sequence(state, counts, generator=torch.Generator().manual_seed(1))
