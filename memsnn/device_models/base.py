@@ -632,6 +632,13 @@ class DeviceModel:
         energy, drift clocks, volatile part, write noise) is done once: nothing reads the array
         between the steps. This is the fast path of B sequential rank-1 crossbar updates.
 
+        Where no device is stuck, none drifted below its ``g_min`` and the conductance is
+        continuous, a model may step with its own fused kernel (:meth:`_fused_step`: ``ideal``,
+        ``rram``), and combine runs of :data:`COALESCE_STEPS` steps into one Gaussian step for the
+        devices that cannot reach a bound in them (:meth:`_combined_step`: ``ideal``; exact up to
+        a clipping event of probability below ``4 Q(COALESCE_Z)`` = 1.6e-10 per device and run).
+        Both draw other random numbers than the generic step, with the same distribution.
+
         Args:
             counts: integer tensor ``[B, *shape]`` of signed pulse counts (``+`` SET, ``-`` RESET).
             amplitude, width, generator: as in :meth:`apply_pulses` (one value for all steps).
