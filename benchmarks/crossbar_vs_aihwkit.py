@@ -1,6 +1,11 @@
 """memsnn crossbar vs aihwkit AnalogTile, side by side in one process: forward and pulsed update.
 
 Run:  .venv/bin/python benchmarks/crossbar_vs_aihwkit.py [--sizes 256 1024] [--batch 64] [--threads 2] [--device cpu|cuda]
+      [--baseline COMMIT]
+
+``--baseline COMMIT`` adds memsnn as of that commit (its ``memsnn`` package extracted with
+``git archive`` into a temporary directory and imported as ``memsnn_baseline``; nothing in the
+work tree changes), timed in the same rotation: a before / after of memsnn under the same load.
 
 ``--device cuda`` puts memsnn's crossbar and inputs on the GPU, and aihwkit's tile too when the
 installed aihwkit is a CUDA build (otherwise the script says so and aihwkit stays on the CPU).
@@ -20,16 +25,29 @@ with its c2c and d2d spreads switched on (linear steps), and aihwkit ``ReRamSBPr
 memsnn ``rram`` (its translation). Two learning rates: aihwkit's cost grows with the number of
 pulses (lr), memsnn's does not (k pulses are applied in closed form).
 
-Every timing is the median of several repeats after a warm-up, the two packages called alternately
+Unit of work of the update: one ``tile.update(x, d)`` call of aihwkit (64 rank-1 updates, each
+drawing its 31-slot row and column trains and applying every coincidence as one pulse with its own
+c2c draw) against one ``Crossbar.apply_schedule(OuterPhase(..., train="stochastic"))`` of memsnn (the
+same 64 rank-1 updates, trains and per-pulse c2c statistics; k coincident pulses of one update are
+applied in closed form, and a linear device's whole batch where it cannot reach a bound).
+
+Every timing is the median of several repeats after a warm-up, the packages called in rotation
 (this shared VM's speed drifts); the ratio is aihwkit time / memsnn time (> 1: memsnn is faster).
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import math
 import statistics
+import subprocess
+import sys
+import tarfile
+import tempfile
 import time
+from io import BytesIO
+from pathlib import Path
 
 import torch
 
@@ -42,22 +60,31 @@ def _sync() -> None:
         torch.cuda.synchronize()
 
 
-def timeit_pair(fa, fm, repeats: int) -> tuple[float, float]:
-    """Median times of ``fa`` and ``fm``, called alternately so that both see the same machine
-    state (this shared VM's speed drifts by up to 2x between minutes)."""
-    fa(), fm()
+def timeit_rotation(fns, repeats: int) -> list[float]:
+    """Median times of ``fns``, called in rotation so that all see the same machine state (this
+    shared VM's speed drifts by up to 2x between minutes)."""
+    for f in fns:
+        f()
     _sync()
-    ta, tm = [], []
+    times: list[list[float]] = [[] for _ in fns]
     for _ in range(repeats):
-        t = time.perf_counter()
-        fa()
-        _sync()
-        ta.append(time.perf_counter() - t)
-        t = time.perf_counter()
-        fm()
-        _sync()
-        tm.append(time.perf_counter() - t)
-    return statistics.median(ta), statistics.median(tm)
+        for f, ts in zip(fns, times):
+            t = time.perf_counter()
+            f()
+            _sync()
+            ts.append(time.perf_counter() - t)
+    return [statistics.median(ts) for ts in times]
+
+
+def load_baseline(commit: str, into: Path):
+    """memsnn as of ``commit``, imported as the package ``memsnn_baseline`` (from ``git archive``)."""
+    root = Path(__file__).resolve().parents[1]
+    blob = subprocess.run(["git", "-C", str(root), "archive", commit, "memsnn"], check=True, capture_output=True).stdout
+    with tarfile.open(fileobj=BytesIO(blob)) as tar:
+        tar.extractall(into, filter="data")
+    (into / "memsnn").rename(into / "memsnn_baseline")
+    sys.path.insert(0, str(into))
+    return importlib.import_module("memsnn_baseline")
 
 
 def aihwkit_tile(n: int, device: str, *, forward_noise: bool, lr: float = 0.1):
@@ -88,9 +115,11 @@ def _aihwkit_cuda() -> bool:
     return bool(cuda.is_compiled())
 
 
-def memsnn_crossbar(n: int, device: str, *, forward: bool):
-    from memsnn.crossbar import Crossbar, CrossbarParams, PeripheryParams
-    from memsnn.device_models import make_device
+def memsnn_crossbar(n: int, device: str, *, forward: bool, pkg: str = "memsnn"):
+    """The memsnn side; ``pkg``: ``"memsnn"`` or ``"memsnn_baseline"`` (see ``--baseline``)."""
+    Crossbar, CrossbarParams, PeripheryParams = (getattr(importlib.import_module(f"{pkg}.crossbar"), k)
+                                                 for k in ("Crossbar", "CrossbarParams", "PeripheryParams"))
+    make_device = importlib.import_module(f"{pkg}.device_models").make_device
 
     if device == "linear":
         model = make_device("ideal", step=1e-10, step_std=0.3, step_dtod=0.3, read_noise_std=0.02 if forward else 0.0,
@@ -104,31 +133,34 @@ def memsnn_crossbar(n: int, device: str, *, forward: bool):
     return xbar
 
 
-def bench_forward(n: int, batch: int, repeats: int) -> tuple[float, float]:
+def bench_forward(n: int, batch: int, repeats: int, pkgs: list[str]) -> list[float]:
+    """Times of aihwkit, then of each memsnn package in ``pkgs``."""
     tile, _ = aihwkit_tile(n, "linear", forward_noise=True)
-    xbar = memsnn_crossbar(n, "linear", forward=True)
+    xbars = [memsnn_crossbar(n, "linear", forward=True, pkg=pkg) for pkg in pkgs]
     x = torch.rand(batch, n) * 2 - 1
     xa, xm = _for_aihwkit(x), x.to(DEVICE)
     with torch.no_grad():
-        return timeit_pair(lambda: tile.forward(xa), lambda: xbar.vmm(xm), repeats)
+        return timeit_rotation([lambda: tile.forward(xa)] + [lambda xb=xb: xb.vmm(xm) for xb in xbars], repeats)
 
 
 def _for_aihwkit(t: torch.Tensor) -> torch.Tensor:
     return t.to(DEVICE) if DEVICE.type == "cuda" and _aihwkit_cuda() else t
 
 
-def bench_update(n: int, batch: int, device: str, lr: float, repeats: int) -> tuple[float, float]:
-    from memsnn.crossbar import OuterPhase
-
+def bench_update(n: int, batch: int, device: str, lr: float, repeats: int, pkgs: list[str]) -> list[float]:
+    """Times of aihwkit, then of each memsnn package in ``pkgs``: one batch of ``batch`` rank-1 updates."""
     tile, dw_min = aihwkit_tile(n, device, forward_noise=False, lr=lr)
-    xbar = memsnn_crossbar(n, device, forward=False)
     x = torch.rand(batch, n) * 2 - 1
     d = torch.rand(batch, n) * 2 - 1
     bl = 31
     a = math.sqrt(lr / (dw_min * bl))
-    phase = OuterPhase((a * x).clamp(-1, 1).to(DEVICE), (a * d).clamp(-1, 1).to(DEVICE), train="stochastic", length=bl)
-    xa, da = _for_aihwkit(x), _for_aihwkit(d)
-    return timeit_pair(lambda: tile.update(xa, da), lambda: xbar.apply_schedule(phase), repeats)
+    calls = [lambda xa=_for_aihwkit(x), da=_for_aihwkit(d): tile.update(xa, da)]
+    for pkg in pkgs:
+        xbar = memsnn_crossbar(n, device, forward=False, pkg=pkg)
+        phase = importlib.import_module(f"{pkg}.crossbar").OuterPhase(
+            (a * x).clamp(-1, 1).to(DEVICE), (a * d).clamp(-1, 1).to(DEVICE), train="stochastic", length=bl)
+        calls.append(lambda xbar=xbar, phase=phase: xbar.apply_schedule(phase))
+    return timeit_rotation(calls, repeats)
 
 
 def main() -> None:
@@ -138,24 +170,40 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--device", default="cpu", help="torch device of memsnn's crossbar (cpu, cuda)")
+    ap.add_argument("--baseline", default=None, metavar="COMMIT", help="also time memsnn as of this commit")
     args = ap.parse_args()
     global DEVICE
     DEVICE = torch.device(args.device)
+    importlib.import_module("memsnn")  # its import sets one thread: --threads must come after it
     torch.set_num_threads(args.threads)
     where = torch.cuda.get_device_name(DEVICE) if DEVICE.type == "cuda" else "CPU"
     if DEVICE.type == "cuda" and not _aihwkit_cuda():
         print("note: this aihwkit is not a CUDA build; its tiles run on the CPU")
-    print(f"torch {torch.__version__}, {args.threads} threads, batch {args.batch}, memsnn on {where}")
-    print(f"{'benchmark':44s} {'aihwkit':>11s} {'memsnn':>11s} {'ratio':>7s}")
-    for n in args.sizes:
-        rep = max(2, args.repeats if n <= 256 else args.repeats // 2)
-        t_a, t_m = bench_forward(n, args.batch, rep * 20)
-        print(f"{f'forward {n}x{n}':44s} {t_a * 1e3:9.2f}ms {t_m * 1e3:9.2f}ms {t_a / t_m:6.1f}x")
-        for device in ("linear", "rram"):
-            for lr in (0.1, 0.01):
-                t_a, t_m = bench_update(n, args.batch, device, lr, rep)
-                label = f"update {n}x{n} {device:6s} lr={lr:g}"
-                print(f"{label:44s} {t_a * 1e3:9.1f}ms {t_m * 1e3:9.1f}ms {t_a / t_m:6.1f}x")
+    with tempfile.TemporaryDirectory() as tmp:
+        pkgs = ["memsnn"]
+        if args.baseline:
+            load_baseline(args.baseline, Path(tmp))
+            pkgs.append("memsnn_baseline")
+        torch.set_num_threads(args.threads)  # importing memsnn sets its own default
+        print(f"torch {torch.__version__}, {args.threads} threads, batch {args.batch}, memsnn on {where}")
+        head = f"{'benchmark':44s} {'aihwkit':>11s} {'memsnn':>11s} {'ratio':>7s}"
+        if args.baseline:
+            head += f" {'@' + args.baseline[:9]:>11s} {'ratio':>7s} {'speed-up':>8s}"
+        print(head)
+
+        def line(label: str, ts: list[float], unit: float, fmt: str) -> None:
+            out = f"{label:44s} {ts[0] * unit:{fmt}}ms {ts[1] * unit:{fmt}}ms {ts[0] / ts[1]:6.1f}x"
+            if len(ts) > 2:
+                out += f" {ts[2] * unit:{fmt}}ms {ts[0] / ts[2]:6.1f}x {ts[2] / ts[1]:7.2f}x"
+            print(out, flush=True)
+
+        for n in args.sizes:
+            rep = max(2, args.repeats if n <= 256 else args.repeats // 2)
+            line(f"forward {n}x{n}", bench_forward(n, args.batch, rep * 20, pkgs), 1e3, "9.2f")
+            for device in ("linear", "rram"):
+                for lr in (0.1, 0.01):
+                    ts = bench_update(n, args.batch, device, lr, rep, pkgs)
+                    line(f"update {n}x{n} {device:6s} lr={lr:g}", ts, 1e3, "9.1f")
 
 
 if __name__ == "__main__":

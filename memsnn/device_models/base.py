@@ -244,12 +244,14 @@ class DeviceState:
 SPARSE_NOISE_FRACTION = 0.5
 
 
-def _normals_where_pulsed(cnt: Tensor, gen: torch.Generator | None) -> Tensor:
+def _normals_where_pulsed(cnt: Tensor, gen: torch.Generator | None, n_on: int | None = None) -> Tensor:
     """Standard normals shaped like ``cnt`` (pulse counts >= 0) for the cycle-to-cycle noise of one
     step. Only devices with ``cnt > 0`` use theirs (the noise term is ``sqrt(cnt) * xi``), so when
     fewer than :data:`SPARSE_NOISE_FRACTION` of them are pulsed only those are drawn (the rest
     are 0): the same distribution of the result, fewer Gaussian draws (other numbers from the
-    generator than a full draw)."""
+    generator than a full draw). ``n_on``: the number of pulsed devices when the caller knows it."""
+    if n_on is not None and n_on >= SPARSE_NOISE_FRACTION * cnt.numel():
+        return torch.randn(cnt.shape, generator=gen, device=cnt.device, dtype=cnt.dtype)
     on = cnt > 0
     n_on = int(on.sum())
     if n_on >= SPARSE_NOISE_FRACTION * cnt.numel():
@@ -258,6 +260,34 @@ def _normals_where_pulsed(cnt: Tensor, gen: torch.Generator | None) -> Tensor:
     if n_on:
         xi[on] = torch.randn(n_on, generator=gen, device=cnt.device, dtype=cnt.dtype)
     return xi
+
+
+#: A combined step replaces a device's sequence only where the sequence, started from the same
+#: state, leaves the device's bounds (and so gets clipped) with probability below
+#: ``4 Q(COALESCE_Z)`` (Q: the standard normal tail; 1.6e-10 at 6.5): its noise-free path keeps
+#: ``COALESCE_Z`` standard deviations of the whole sequence's c2c noise inside the bounds (Levy's
+#: inequality bounds the maximum of the noise's partial sums by twice the tail of its end). For
+#: scale: torch's float32 normal sampler never returns ``|xi| > 5.76`` (probability 8e-9 per draw),
+#: so the sequential path already misses tails of that size.
+COALESCE_Z = 6.5
+
+#: steps (rank-1 updates) per combined step: a short run keeps the noise band and the path's
+#: excursion small, so that devices near a bound can be combined too
+COALESCE_STEPS = 8
+
+
+def _step_through(step, g: Tensor, counts: Tensor, sums: tuple[Tensor, Tensor] | None = None) -> Tensor:
+    """``g`` after ``step(g, kf, |kf|, n_on)`` for each step ``kf`` of ``counts`` that has pulses
+    (``n_on`` of them non-zero); with ``sums = (signed, absolute)`` adds the counts into them."""
+    for kf in counts:
+        n_on = int(torch.count_nonzero(kf))
+        if n_on:
+            cnt = kf.abs()
+            if sums is not None:
+                sums[0].add_(kf)
+                sums[1].add_(cnt)
+            g = step(g, kf, cnt, n_on)
+    return g
 
 
 def check_pulses(pulses: Any, shape: torch.Size, device: torch.device) -> Tensor:
@@ -469,6 +499,70 @@ class DeviceModel:
         rel = ((amp - p.v_threshold) / (p.v_ref - p.v_threshold)).clamp(min=0.0)
         return rel if p.amp_exponent == 1.0 else rel**p.amp_exponent
 
+    def _fused_step(self, s_set: Tensor, s_reset: Tensor, dev: dict[str, Tensor], gen: torch.Generator | None):
+        """A model's own per-step kernel for :meth:`_apply_sequence`, or None (the generic step).
+
+        Called only when no device is stuck, none drifted below its ``g_min`` and the conductance
+        is continuous (no ``n_levels``). ``s_set`` / ``s_reset``: nominal pulses per SET / RESET
+        pulse of each device (amplitude, width and d2d scale folded in). Returns
+        ``step(g, kf, cnt, n_on) -> g``: ``kf`` one step's signed pulse counts (whole numbers in
+        ``g``'s dtype), ``cnt = |kf|`` (the step may overwrite it), ``n_on`` how many are non-zero;
+        it must give the generic step's result in distribution, leave devices with ``kf == 0``
+        exactly untouched and never write into ``g`` or ``kf`` (they may be the state's / the
+        caller's).
+        """
+        return None
+
+    def _combined_step(self, g: Tensor, counts: Tensor, abs_sum: Tensor, s_set: Tensor, s_reset: Tensor,
+                       dev: dict[str, Tensor], gen: torch.Generator | None) -> tuple[Tensor, Tensor] | None:
+        """The sequence ``counts`` ``[B, *shape]`` (``abs_sum``: its ``|counts|`` summed over the
+        steps) as one step, where the law allows it:
+        ``(g after the sequence, safe)``, ``safe`` (bool, the array's shape) marking the devices
+        for which the combined result has the sequence's distribution (see :data:`COALESCE_Z`);
+        the others are stepped one step after another. None: the model has no combined step
+        (the default)."""
+        return None
+
+    def _coalesced(self, g: Tensor, counts: Tensor, s_set: Tensor, s_reset: Tensor, dev: dict[str, Tensor],
+                   gen: torch.Generator | None, fused, sums: tuple[Tensor, Tensor]) -> Tensor:
+        """``g`` after the sequence ``counts``, in runs of :data:`COALESCE_STEPS` steps: each run is
+        :meth:`_combined_step` for the devices it can take and the ``fused`` step, one step after
+        another, for the others. Once a run finds more than half of the devices out of reach of
+        the combined step, the rest of the sequence is stepped through (the choice between two
+        ways of drawing the same distribution depends on the past only, so it biases nothing).
+        Adds the counts into ``sums = (signed, absolute)``. Row by row: a ``[B, *shape]``
+        temporary costs more here than a few small ops per row."""
+        shape, B = g.shape, counts.shape[0]
+        for a in range(0, B, COALESCE_STEPS):
+            run = counts[a:a + COALESCE_STEPS]
+            run_abs = torch.zeros_like(g)
+            for kf in run:
+                sums[0].add_(kf)
+                run_abs += kf.abs()
+            sums[1].add_(run_abs)
+            res = self._combined_step(g, run, run_abs, s_set, s_reset, dev, gen) if run.shape[0] > 1 else None
+            if res is None:
+                g = _step_through(fused, g, run)
+                continue
+            g_end, safe = res
+            rest = (~safe).reshape(-1).nonzero().squeeze(1)
+            if rest.numel() > 0.5 * g.numel():
+                g = _step_through(fused, g, run)
+                for kf in counts[a + COALESCE_STEPS:]:
+                    sums[0].add_(kf)
+                    sums[1].add_(kf.abs())
+                return _step_through(fused, g, counts[a + COALESCE_STEPS:])
+            if rest.numel():
+
+                def pick_rest(t: Tensor) -> Tensor:
+                    return torch.broadcast_to(t, shape).reshape(-1).index_select(0, rest)
+
+                step = self._fused_step(pick_rest(s_set), pick_rest(s_reset), {k: pick_rest(v) for k, v in dev.items()}, gen)
+                g_rest = _step_through(step, pick_rest(g), run.reshape(run.shape[0], -1).index_select(1, rest))
+                g_end = g_end.reshape(-1).index_copy_(0, rest, g_rest).view(shape)
+            g = g_end
+        return g
+
     def _post_pulse_noise(
         self, g1: Tensor, set_f: Tensor, pulsed_f: Tensor, gen: torch.Generator | None, dev: dict[str, Tensor]
     ) -> Tensor:
@@ -538,6 +632,13 @@ class DeviceModel:
         energy, drift clocks, volatile part, write noise) is done once: nothing reads the array
         between the steps. This is the fast path of B sequential rank-1 crossbar updates.
 
+        Where no device is stuck, none drifted below its ``g_min`` and the conductance is
+        continuous, a model may step with its own fused kernel (:meth:`_fused_step`: ``ideal``,
+        ``rram``), and combine runs of :data:`COALESCE_STEPS` steps into one Gaussian step for the
+        devices that cannot reach a bound in them (:meth:`_combined_step`: ``ideal``; exact up to
+        a clipping event of probability below ``4 Q(COALESCE_Z)`` = 1.6e-10 per device and run).
+        Both draw other random numbers than the generic step, with the same distribution.
+
         Args:
             counts: integer tensor ``[B, *shape]`` of signed pulse counts (``+`` SET, ``-`` RESET).
             amplitude, width, generator: as in :meth:`apply_pulses` (one value for all steps).
@@ -596,8 +697,17 @@ class DeviceModel:
         # the lower bound is simply g_min (and stays so: results are clipped to it)
         below = bool((g_start < g_min).any())
         g = g_start
+        fused = None
+        if not (any_stuck or below) and p.n_levels is None:
+            fused = self._fused_step(s_set, s_reset, dev, gen)
         signed_sum = torch.zeros(state.shape, dtype=dtype, device=device)
         abs_sum = torch.zeros(state.shape, dtype=dtype, device=device)
+        if fused is not None:  # a model's own step with fewer elementwise ops (same distribution)
+            if counts.shape[0] > 1:  # runs of steps as one step where the law allows it
+                g = self._coalesced(g, counts, s_set, s_reset, dev, gen, fused, (signed_sum, abs_sum))
+            else:
+                g = _step_through(fused, g, counts, (signed_sum, abs_sum))
+            counts = counts[:0]  # the generic loop below has nothing left to do
         for kf in counts:
             cnt = kf.abs()
             signed_sum += kf

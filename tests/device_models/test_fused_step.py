@@ -1,0 +1,162 @@
+"""The models' fused per-step kernels (``DeviceModel._fused_step``) against the generic step of
+``_apply_sequence``: exactly the same result without noise, the same distribution with it."""
+
+import pytest
+import torch
+
+from memsnn.device_models import DeviceModel, make_device
+
+CASES = [
+    ("ideal", dict(step_std=0.3, step_noise="multiplicative", step_dtod=0.3)),
+    ("ideal", dict(step_std=0.3, step_noise="additive", up_down_dtod=0.2)),
+    ("rram", {}),  # additive c2c, write noise, d2d spreads: the preset
+    ("rram", dict(write_noise_std=0.0)),  # the c2c noise alone (the write noise would hide it)
+    ("rram", dict(step_std=0.3, step_noise="multiplicative", write_noise_std=0.0)),
+]
+
+
+def _start(model, n, where, gen):
+    """``n`` devices programmed to ``where`` (fraction of the nominal window, per device)."""
+    p = model.params
+    state = model.init_state((n,), generator=gen, dtype=torch.float64)
+    return model.program(state, p.g_min + where * p.window, generator=gen)
+
+
+def _counts(n, steps, gen):
+    """Signed pulse counts ``[steps, n]``: mixed polarities, a fifth of them zero per step."""
+    k = torch.randint(-12, 13, (steps, n), generator=gen).to(torch.float64)
+    return k * (torch.rand((steps, n), generator=gen, dtype=torch.float64) > 0.2)
+
+
+def _both(monkeypatch, model, state, counts, seed):
+    out = {}
+    for name in ("fused", "generic"):
+        with monkeypatch.context() as m:
+            if name == "generic":
+                m.setattr(type(model), "_fused_step", DeviceModel._fused_step)
+            out[name] = model._apply_sequence(state, counts, generator=torch.Generator().manual_seed(seed))
+    return out["fused"], out["generic"]
+
+
+@pytest.mark.parametrize("preset,overrides", CASES)
+def test_fused_step_is_the_generic_step_without_noise(monkeypatch, preset, overrides):
+    model = make_device(preset, **dict(overrides, step_std=0.0, write_noise_std=0.0))
+    gen = torch.Generator().manual_seed(0)
+    n = 3000
+    # starts all over the window, so that steps saturate at both bounds too
+    state = _start(model, n, torch.rand(n, generator=gen, dtype=torch.float64), gen)
+    counts = _counts(n, 40, gen) * 10
+    fused, generic = _both(monkeypatch, model, state, counts, 1)
+    assert model._fused_step(state.dev["scale_set"], state.dev["scale_reset"], state.dev, None) is not None
+    torch.testing.assert_close(fused.g, generic.g, rtol=1e-12, atol=1e-12 * model.params.window)
+    hit = (generic.g == state.dev["g_max"]) | (generic.g == state.dev["g_min"])
+    if preset == "ideal":
+        assert hit.float().mean() > 0.05  # the bounds were exercised
+    for name in ("n_set", "n_reset", "energy", "t_prog"):
+        assert torch.equal(getattr(fused, name), getattr(generic, name))
+
+
+@pytest.mark.parametrize("preset,overrides", CASES)
+def test_fused_step_has_the_generic_steps_distribution(monkeypatch, preset, overrides):
+    model = make_device(preset, **overrides)
+    assert model.params.step_std > 0
+    n = 20000
+    gen = torch.Generator().manual_seed(0)
+    groups = {"middle": 0.5, "near the top": 0.97, "near the bottom": 0.03}
+    for label, where in groups.items():
+        state = _start(model, n, torch.full((n,), where, dtype=torch.float64), gen)
+        state = state.replace(dev={k: v[:1].expand(n).clone() for k, v in state.dev.items()})  # one device, n copies
+        counts = _counts(1, 6, gen).expand(6, n).clone()
+        counts[:, : n // 10] = 0  # a tenth never pulsed: must stay exactly where it was
+        fused, generic = _both(monkeypatch, model, state, counts, 3)
+        g0 = model.conductance(state)
+        gf, gg = model.conductance(fused), model.conductance(generic)
+        assert torch.equal(gf[: n // 10], g0[: n // 10]), label
+        df, dg = (gf - g0)[n // 10:], (gg - g0)[n // 10:]
+        m = df.numel()
+        sd = float(dg.std())
+        assert sd > 0, label
+        # means within 5 standard errors of their difference, stds within 5 standard errors
+        assert abs(float(df.mean() - dg.mean())) < 5 * sd * (2 / m) ** 0.5, label
+        assert abs(float(df.std()) / sd - 1) < 5 / m**0.5, label
+
+
+def test_fused_step_is_not_used_for_stuck_devices_or_levels(monkeypatch):
+    calls = []
+    model = make_device("ideal", step_std=0.3, p_stuck_max=0.1)
+    real = type(model)._fused_step
+    monkeypatch.setattr(type(model), "_fused_step", lambda self, *a: calls.append(1) or real(self, *a))
+    state = model.init_state((100,), generator=0, dtype=torch.float64)
+    model.apply_pulses(state, torch.full((100,), 3), generator=1)
+    assert not calls  # stuck devices: generic step (it keeps them where they are)
+    levels = make_device("ideal", step_std=0.3, n_levels=16)
+    levels.apply_pulses(levels.init_state((100,), generator=0), torch.full((100,), 3), generator=1)
+    assert not calls
+    model = make_device("ideal", step_std=0.3)
+    model.apply_pulses(model.init_state((100,), generator=0), torch.full((100,), 3), generator=1)
+    assert calls
+
+
+def test_a_sequence_on_a_linear_device_is_combined_where_it_cannot_reach_a_bound(monkeypatch):
+    """Far from the bounds the whole sequence is one Gaussian step; near them (where the c2c
+    noise clips it) it is stepped one step after another; both with the sequence's distribution."""
+    from memsnn.device_models import base
+
+    model = make_device("ideal", step_std=0.3, step_noise="multiplicative")
+    p = model.params
+    n, k = 40000, 8
+    counts = torch.tensor([k, -k] * 8, dtype=torch.float64)[:, None].expand(16, n).clone()  # net 0
+    sd = p.step * p.step_std * (16 * k) ** 0.5  # the sequence's c2c noise (S)
+    start = torch.full((n,), p.g_min + 0.5 * p.window, dtype=torch.float64)
+    start[n // 2:] = p.g_max - k * p.step - 1.0 * sd  # the noise-free path stays inside, the noisy one often not
+    state = model.program(model.init_state((n,), generator=0, dtype=torch.float64), start, generator=0)
+    monkeypatch.setattr(base, "COALESCE_STEPS", 16)  # the whole sequence is one run
+    seen = []
+    real = type(model)._combined_step
+    monkeypatch.setattr(type(model), "_combined_step", lambda self, *a: seen.append(real(self, *a)) or seen[-1])
+    combined = model._apply_sequence(state, counts, generator=torch.Generator().manual_seed(1))
+    safe = seen[0][1]
+    assert safe[: n // 2].all() and not safe[n // 2:].any()
+    with monkeypatch.context() as m:  # the reference: the fused step, one step after another
+        m.setattr(type(model), "_combined_step", DeviceModel._combined_step)
+        stepped = model._apply_sequence(state, counts, generator=torch.Generator().manual_seed(2))
+    # the bound matters in the second half: clipping the upward excursions lowers the mean (net 0)
+    assert float((stepped.g[n // 2:] - start[n // 2:]).mean()) < -10 * sd / (n // 2) ** 0.5
+    for sl in (slice(0, n // 2), slice(n // 2, n)):
+        a, b = combined.g[sl] - start[sl], stepped.g[sl] - start[sl]
+        m_ = a.numel()
+        s = float(b.std())
+        assert abs(float(a.mean() - b.mean())) < 5 * s * (2 / m_) ** 0.5
+        assert abs(float(a.std()) / s - 1) < 5 / m_**0.5
+    middle = combined.g[: n // 2] - start[: n // 2]
+    assert abs(float(middle.std()) / sd - 1) < 5 / (n // 2) ** 0.5  # the sum of all pulses' noise
+    assert torch.equal(combined.n_set, stepped.n_set) and torch.equal(combined.n_reset, stepped.n_reset)
+    # in runs of 4 steps: the same distributions
+    monkeypatch.setattr(base, "COALESCE_STEPS", 4)
+    runs = model._apply_sequence(state, counts, generator=torch.Generator().manual_seed(3))
+    for sl in (slice(0, n // 2), slice(n // 2, n)):
+        a, b = runs.g[sl] - start[sl], stepped.g[sl] - start[sl]
+        s = float(b.std())
+        assert abs(float(a.mean() - b.mean())) < 5 * s * (2 / a.numel()) ** 0.5
+        assert abs(float(a.std()) / s - 1) < 5 / a.numel() ** 0.5
+    # with no margin for the noise the second half would be combined too, and come out unclipped
+    monkeypatch.setattr(base, "COALESCE_STEPS", 16)
+    monkeypatch.setattr(base, "COALESCE_Z", 0.0)
+    seen.clear()
+    loose = model._apply_sequence(state, counts, generator=torch.Generator().manual_seed(1))
+    assert seen[0][1][n // 2:].all()
+    a, b = loose.g[n // 2:], stepped.g[n // 2:]
+    assert float(a.mean() - b.mean()) > 10 * float(b.std()) / (n // 2) ** 0.5
+
+
+def test_combined_linear_sequence_without_noise_is_the_sum_of_its_steps():
+    model = make_device("ideal", step_dtod=0.3, up_down_dtod=0.2)
+    n = 5000
+    gen = torch.Generator().manual_seed(0)
+    state = model.program(model.init_state((n,), generator=gen, dtype=torch.float64),
+                          torch.full((n,), 0.5 * model.params.g_max, dtype=torch.float64), generator=gen)
+    counts = _counts(n, 12, gen)
+    out = model._apply_sequence(state, counts, generator=1)
+    dev = state.dev
+    step = torch.where(counts > 0, dev["scale_set"], dev["scale_reset"]) * model.params.step
+    torch.testing.assert_close(out.g, state.g + (step * counts).sum(0), rtol=1e-12, atol=1e-20)
