@@ -416,15 +416,11 @@ def collect(out: str | os.PathLike) -> pd.DataFrame:
 
 
 def _paired(table: pd.DataFrame, metric: str, model: str) -> tuple[float, float]:
-    from scipy import stats
+    """Gain of ``model`` over LIF on ``metric``, paired over seeds, with its 95 % half-width."""
+    from .results import paired_gain
 
-    a = table[table.model == model].set_index("seed")[metric]
-    b = table[table.model == "lif"].set_index("seed")[metric]
-    d = (a - b).dropna()
-    if len(d) == 0:
-        return math.nan, math.nan
-    half = float(stats.t.ppf(0.975, len(d) - 1) * d.std(ddof=1) / math.sqrt(len(d))) if len(d) > 1 else math.nan
-    return float(d.mean()), half
+    return paired_gain(table[table.model == model].set_index("seed")[metric],
+                       table[table.model == "lif"].set_index("seed")[metric])
 
 
 def summarize(table: pd.DataFrame) -> pd.DataFrame:

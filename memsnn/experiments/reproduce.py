@@ -239,15 +239,9 @@ def _mean_std(v: pd.Series) -> tuple[float, float]:
 
 def _gain(row: pd.DataFrame, base: pd.DataFrame, metric: str, insitu: bool) -> tuple[float, float]:
     """Mean and 95 % t-interval half-width of the paired difference row - baseline over seeds."""
-    from scipy import stats
+    from .results import paired_gain
 
-    a = row[row.insitu == insitu].set_index("seed")[metric]
-    b = base[base.insitu == insitu].set_index("seed")[metric]
-    d = (a - b).dropna()
-    if len(d) == 0:
-        return math.nan, math.nan
-    half = float(stats.t.ppf(0.975, len(d) - 1) * d.std(ddof=1) / math.sqrt(len(d))) if len(d) > 1 else math.nan
-    return float(d.mean()), half
+    return paired_gain(row[row.insitu == insitu].set_index("seed")[metric], base[base.insitu == insitu].set_index("seed")[metric])
 
 
 def reproduce_table(out: str | os.PathLike, rows: list[ReproRow]) -> pd.DataFrame:

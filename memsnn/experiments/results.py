@@ -29,7 +29,7 @@ import pandas as pd
 from ..files import atomic_path
 from .sweep import METRICS_NAME, POINT_NAME, RUNS_DIR, read_spec
 
-__all__ = ["RESULTS_PARQUET", "RESULTS_CSV", "collect", "summarize", "format_summary"]
+__all__ = ["RESULTS_PARQUET", "RESULTS_CSV", "collect", "summarize", "format_summary", "paired_gain"]
 
 RESULTS_PARQUET = "results.parquet"
 RESULTS_CSV = "results.csv"
@@ -183,6 +183,18 @@ def format_summary(df: pd.DataFrame, by: str | Sequence[str] | None = None) -> s
 
 
 # -- helpers --------------------------------------------------------------------------------------
+def paired_gain(a: pd.Series, b: pd.Series) -> tuple[float, float]:
+    """Mean and 95 % t-interval half-width of ``a - b`` paired on the index (the seed); NaN
+    half-width with one pair, ``(nan, nan)`` with none."""
+    from scipy import stats
+
+    d = (a - b).dropna()
+    if len(d) == 0:
+        return math.nan, math.nan
+    half = float(stats.t.ppf(0.975, len(d) - 1) * d.std(ddof=1) / math.sqrt(len(d))) if len(d) > 1 else math.nan
+    return float(d.mean()), half
+
+
 def _mean_std(mean: float, std: float) -> str:
     if mean is None or (isinstance(mean, float) and math.isnan(mean)):
         return "-"
