@@ -31,6 +31,10 @@ the hardware phases and the devices that did not reach the tolerance (stuck ones
 
 Tolerance ``tol`` is a fraction of the nominal conductance window (``tol * (g_max - g_min)``
 siemens per device).
+
+``check=False`` skips the final comparison with the targets (the report then carries the cost
+only: pulses, energy, reads, phases; its error fields are NaN and ``failed`` / ``stuck`` None) -
+for callers that program often and only count the cost, such as a scheduler's refresh.
 """
 
 from __future__ import annotations
@@ -64,16 +68,30 @@ class ProgramReport:
     g_rmse_S: float
     tolerance_S: float
     converged_fraction: float  # of working (not stuck) devices within tolerance
-    failed: Tensor = field(repr=False)  # [in, out] bool: a device of this weight is off target or stuck
-    stuck: Tensor = field(repr=False)  # [in, out] bool: a device of this weight is stuck
+    failed: Tensor | None = field(repr=False)  # [in, out] bool: a device of this weight is off target or stuck
+    stuck: Tensor | None = field(repr=False)  # [in, out] bool: a device of this weight is stuck
+
+    @property
+    def checked(self) -> bool:
+        """False for a report made with ``check=False`` (cost only, no comparison with the targets)."""
+        return self.failed is not None
 
     @property
     def n_failed(self) -> int:
-        return int(self.failed.sum())
+        return int(self.failed.sum()) if self.checked else -1
 
     @property
     def n_stuck(self) -> int:
-        return int(self.stuck.sum())
+        return int(self.stuck.sum()) if self.checked else -1
+
+    @classmethod
+    def cost_only(cls, method: str, iterations: int, pulses: int, energy_J: float, reads: int,
+                  hardware_phases: int, tolerance_S: float) -> "ProgramReport":
+        """The report of ``check=False``: the cost, NaN errors, no per-device outcome
+        (``n_failed`` / ``n_stuck`` are -1)."""
+        nan = float("nan")
+        return cls(method, iterations, pulses, energy_J, reads, hardware_phases, nan, nan, nan, tolerance_S, nan,
+                   None, None)
 
     def summary(self) -> dict:
         """Scalars only (for tables and JSON)."""
@@ -134,6 +152,7 @@ def program_weights(
     mask: Tensor | None = None,
     patience: int | None = 8,
     step_gains=None,
+    check: bool = True,
 ) -> ProgramReport:
     """Program weights ``w`` ``[in, out]`` onto ``xbar`` (a :class:`~memsnn.crossbar.Crossbar`).
 
@@ -153,6 +172,7 @@ def program_weights(
         step_gains: a :class:`~memsnn.crossbar.calibration.StepCalibration` of this crossbar:
             open-loop and write-verify pulse counts are divided by each device's measured SET or
             RESET gain (a device that moves 1.3x the nominal step gets 1/1.3 of the pulses).
+        check: compare the result with the targets (False: a cost-only report, module docstring).
     """
     if amplitude is not None:
         _check_positive("amplitude", amplitude)
@@ -180,9 +200,13 @@ def program_weights(
             gains = None if step_gains is None else (
                 step_gains.gain(name, +1, 0.5 * (model.params.g_min + target)).to(xbar.device),
                 step_gains.gain(name, -1).to(xbar.device))
+            # masked devices only get pulses: the others are left exactly as they were
             state, ph = _open_loop(model, old, target, xbar.generator, k_max, amplitude, mask, gains)
             iterations, phases = 1, phases + ph
-        xbar._set_array(name, state if mask is None else merge_states(old, state, mask))
+        xbar._set_array(name, state if mask is None or method != "direct" else merge_states(old, state, mask))
+    if not check:
+        return ProgramReport.cost_only(method, iterations, xbar.total_pulses - pulses0, xbar.energy - energy0,
+                                       xbar.reads - reads0, phases, tol_s)
 
     # the truth: noise-free conductances and weights now
     bad = torch.zeros(xbar.shape, dtype=torch.bool, device=xbar.device)
@@ -220,28 +244,24 @@ def program_weights(
 
 def _open_loop(model: DeviceModel, state: DeviceState, target: Tensor, gen, k_max: int, amplitude, mask=None,
                gains: tuple[Tensor, Tensor] | None = None):
+    """The full RESET, then the nominal SET count from ``g_min`` to ``target``: one pulse sequence
+    (nothing reads the array between them). Returns ``(state, hardware phases)``."""
     p = model.params
-    top = torch.tensor(p.g_max, dtype=torch.float64)
-    bottom = torch.tensor(p.g_min, dtype=torch.float64)
-    n_reset = int(math.ceil(-float(model.pulses_needed(top, bottom, amplitude=amplitude))))
-    n_reset = max(1, n_reset)
+    n_reset = model.full_reset_pulses(amplitude)
     rows, cols = state.shape
     if gains is not None:  # measured steps: a slow device gets more RESET pulses, a fast one fewer SET pulses
         k_reset = -torch.ceil(n_reset / gains[1].to(torch.float64).clamp(min=0.05)).to(torch.int32)
         if mask is not None:
             k_reset = k_reset * mask.to(torch.int32)
-        state = model.apply_pulses(state, k_reset.to(state.device), amplitude=amplitude, generator=gen)
-        reset_phases = DensePhase(k_reset.cpu()).hardware_phases()
+        reset_phases = DensePhase(k_reset).hardware_phases()
     elif mask is None:  # one parallel RESET phase for the whole array
         # rows driven for all n_reset slots: an aligned phase gives min(row, column) pulses per device
         reset = OuterPhase(torch.full((rows,), n_reset, dtype=torch.int32), torch.full((cols,), -n_reset, dtype=torch.int32))
-        counts, _ = reset.coincidences("plus", dtype=state.dtype)
-        state = model._apply_sequence(state, counts.to(state.device), amplitude=amplitude, generator=gen)
+        k_reset = reset.coincidences("plus", dtype=state.dtype)[0][0]
         reset_phases = reset.hardware_phases()
     else:
-        k_reset = (-n_reset * mask.to(torch.int32)).to(state.device)
-        state = model.apply_pulses(state, k_reset, amplitude=amplitude, generator=gen)
-        reset_phases = DensePhase(k_reset.cpu()).hardware_phases()
+        k_reset = -n_reset * mask.to(torch.int32)
+        reset_phases = DensePhase(k_reset).hardware_phases()
     start = torch.full_like(target, p.g_min, dtype=torch.float64)
     needed = model.pulses_needed(start, target, amplitude=amplitude)
     if gains is not None:
@@ -249,8 +269,9 @@ def _open_loop(model: DeviceModel, state: DeviceState, target: Tensor, gen, k_ma
     k = needed.round().clamp(0, k_max).to(torch.int32)
     if mask is not None:
         k = k * mask.to(torch.int32)
-    state = model.apply_pulses(state, k, amplitude=amplitude, generator=gen)
-    return state, reset_phases + DensePhase(k.cpu()).hardware_phases()
+    counts = torch.stack((k_reset.to(state.device, state.dtype), k.to(state.device, state.dtype)))
+    state = model._apply_sequence(state, counts, amplitude=amplitude, generator=gen)
+    return state, reset_phases + DensePhase(k).hardware_phases()
 
 
 def merge_states(old: DeviceState, new: DeviceState, mask: Tensor) -> DeviceState:

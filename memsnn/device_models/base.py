@@ -66,6 +66,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import weakref
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Iterator
 
@@ -218,6 +220,19 @@ class DeviceState:
     def replace(self, **changes: Any) -> "DeviceState":
         return dataclasses.replace(self, **changes)
 
+    def memo(self, key: Any, compute) -> Tensor:
+        """``compute()``, computed once per state object and ``key`` (a model's noise-free reads
+        of this state at its own time). A state is never changed after it is made: every update
+        returns a new one (:meth:`replace`), whose memo starts empty, so a memoised value cannot go
+        stale; callers must not change the returned tensor in place."""
+        memo = self.__dict__.setdefault("_memo", {})
+        if key not in memo:
+            memo[key] = compute()
+        return memo[key]
+
+    def __getstate__(self) -> dict:  # pickles (and deep copies) without the memo
+        return {k: v for k, v in self.__dict__.items() if k != "_memo"}
+
     def to(self, device: torch.device | str) -> "DeviceState":
         """A copy on another device (CPU <-> CUDA)."""
         moved = {name: getattr(self, name).to(device) for name in _STATE_TENSORS}
@@ -242,6 +257,45 @@ class DeviceState:
 
 #: below this fraction of pulsed devices, c2c normals are drawn for the pulsed devices only
 SPARSE_NOISE_FRACTION = 0.5
+
+#: below this fraction of devices pulsed in a sequence, its steps run on those devices only
+SPARSE_STEP_FRACTION = 0.25
+
+# values derived from a tensor that is never changed in place (a state's ``stuck`` map, its
+# per-device parameters), by the tensor's id: kept as long as the tensor lives (a weak
+# reference's callback drops them when it dies)
+_TENSOR_MEMO: dict[int, tuple[weakref.ref, dict]] = {}
+
+
+def _memo_of(t: Tensor, key: Any, compute):
+    """``compute()``, once per tensor ``t`` and ``key`` (``t`` must never be changed in place)."""
+    tid = id(t)
+    entry = _TENSOR_MEMO.get(tid)
+    if entry is None or entry[0]() is not t:
+        entry = _TENSOR_MEMO[tid] = (weakref.ref(t, lambda _, tid=tid: _TENSOR_MEMO.pop(tid, None)), {})
+    memo = entry[1]
+    if key not in memo:
+        memo[key] = compute()
+    return memo[key]
+
+
+class _Subset(Mapping):
+    """The per-device parameters ``dev`` of the devices ``take`` selects, gathered on first use
+    (a step reads only the few it needs)."""
+
+    def __init__(self, dev: dict[str, Tensor], take):
+        self._dev, self._take, self._done = dev, take, {}
+
+    def __getitem__(self, key: str) -> Tensor:
+        if key not in self._done:
+            self._done[key] = self._take(self._dev[key])
+        return self._done[key]
+
+    def __iter__(self):
+        return iter(self._dev)
+
+    def __len__(self) -> int:
+        return len(self._dev)
 
 
 def _normals_where_pulsed(cnt: Tensor, gen: torch.Generator | None, n_on: int | None = None) -> Tensor:
@@ -276,17 +330,13 @@ COALESCE_Z = 6.5
 COALESCE_STEPS = 8
 
 
-def _step_through(step, g: Tensor, counts: Tensor, sums: tuple[Tensor, Tensor] | None = None) -> Tensor:
+def _step_through(step, g: Tensor, counts: Tensor) -> Tensor:
     """``g`` after ``step(g, kf, |kf|, n_on)`` for each step ``kf`` of ``counts`` that has pulses
-    (``n_on`` of them non-zero); with ``sums = (signed, absolute)`` adds the counts into them."""
+    (``n_on`` of them non-zero)."""
     for kf in counts:
         n_on = int(torch.count_nonzero(kf))
         if n_on:
-            cnt = kf.abs()
-            if sums is not None:
-                sums[0].add_(kf)
-                sums[1].add_(cnt)
-            g = step(g, kf, cnt, n_on)
+            g = step(g, kf, kf.abs(), n_on)
     return g
 
 
@@ -524,22 +574,19 @@ class DeviceModel:
         return None
 
     def _coalesced(self, g: Tensor, counts: Tensor, s_set: Tensor, s_reset: Tensor, dev: dict[str, Tensor],
-                   gen: torch.Generator | None, fused, sums: tuple[Tensor, Tensor]) -> Tensor:
+                   gen: torch.Generator | None, fused) -> Tensor:
         """``g`` after the sequence ``counts``, in runs of :data:`COALESCE_STEPS` steps: each run is
         :meth:`_combined_step` for the devices it can take and the ``fused`` step, one step after
         another, for the others. Once a run finds more than half of the devices out of reach of
         the combined step, the rest of the sequence is stepped through (the choice between two
         ways of drawing the same distribution depends on the past only, so it biases nothing).
-        Adds the counts into ``sums = (signed, absolute)``. Row by row: a ``[B, *shape]``
-        temporary costs more here than a few small ops per row."""
+        Row by row: a ``[B, *shape]`` temporary costs more here than a few small ops per row."""
         shape, B = g.shape, counts.shape[0]
         for a in range(0, B, COALESCE_STEPS):
             run = counts[a:a + COALESCE_STEPS]
             run_abs = torch.zeros_like(g)
             for kf in run:
-                sums[0].add_(kf)
                 run_abs += kf.abs()
-            sums[1].add_(run_abs)
             res = self._combined_step(g, run, run_abs, s_set, s_reset, dev, gen) if run.shape[0] > 1 else None
             if res is None:
                 g = _step_through(fused, g, run)
@@ -548,9 +595,6 @@ class DeviceModel:
             rest = (~safe).reshape(-1).nonzero().squeeze(1)
             if rest.numel() > 0.5 * g.numel():
                 g = _step_through(fused, g, run)
-                for kf in counts[a + COALESCE_STEPS:]:
-                    sums[0].add_(kf)
-                    sums[1].add_(kf.abs())
                 return _step_through(fused, g, counts[a + COALESCE_STEPS:])
             if rest.numel():
 
@@ -671,7 +715,84 @@ class DeviceModel:
         if width is not None:
             _check_positive_amount("width", width, "seconds")
         gen = as_generator(generator, state.device)
-        dtype, device, dev = state.dtype, state.device, state.dev
+        dev, shape = state.dev, state.g.shape
+        amp_set, amp_reset, same_amp, s_set, s_reset, e_set, e_reset = self._pulse_factors(state, amplitude, width)
+        any_stuck = _memo_of(state.stuck, "any_stuck", lambda: bool((state.stuck != 0).any()))
+        g_start = self.conductance_longterm(state)
+        # a device that drifted below g_min is not lifted to g_min by a pulse; when none has,
+        # the lower bound is simply g_min (and stays so: results are clipped to it)
+        below = state.memo(("below", id(self)), lambda: bool((g_start < dev["g_min"]).any()))
+        if counts.shape[0] == 1:
+            signed_sum, abs_sum = counts[0], counts[0].abs()
+        else:
+            signed_sum, abs_sum = counts[0] + counts[1], counts[0].abs() + counts[1].abs()
+            for kf in counts[2:]:  # row by row: a [B, *shape] temporary costs more than B small ops
+                signed_sum += kf
+                abs_sum += kf.abs()
+        # only pulsed devices change: when few are, the steps run on those alone (the same
+        # distribution; a single step's c2c normals are even the same numbers in the same order,
+        # as the whole array's step draws them for its pulsed devices only)
+        n_active = int(torch.count_nonzero(abs_sum))
+        free_f = (state.stuck == 0).to(state.dtype) if any_stuck else None
+        args = (amp_set, amp_reset, same_amp, gen, any_stuck, below)
+        g = g_start
+        if n_active and n_active < SPARSE_STEP_FRACTION * abs_sum.numel():
+            idx = abs_sum.reshape(-1).nonzero().squeeze(1)
+
+            def sub(t: Tensor) -> Tensor:
+                return (t if t.shape == shape else torch.broadcast_to(t, shape)).reshape(-1).index_select(0, idx)
+
+            g_sub = self._run_steps(sub(g), counts.reshape(counts.shape[0], -1).index_select(1, idx), sub(s_set),
+                                    sub(s_reset), _Subset(dev, sub), None if free_f is None else sub(free_f), *args)
+            g = g.reshape(-1).index_copy(0, idx, g_sub).view(shape)
+        elif n_active:
+            g = self._run_steps(g, counts, s_set, s_reset, dev, free_f, *args)
+
+        # bookkeeping once: every applied pulse counts, stuck devices included. Untouched devices
+        # keep g == g_start exactly (their weight in every blend is 0), so sums of differences
+        # leave them as they were without a select.
+        touched_f = abs_sum.clamp(max=1.0)
+        if any_stuck:
+            touched_f = touched_f.mul_(free_f)
+        n_set_add = (abs_sum + signed_sum).mul_(0.5).round_().to(torch.int64)  # exact: whole numbers < 2**24
+        n_reset_add = (abs_sum - signed_sum).mul_(0.5).round_().to(torch.int64)
+        if isinstance(e_set, float):
+            energy = state.energy.add(n_set_add, alpha=e_set).add_(n_reset_add, alpha=e_reset)
+        else:  # per-device amplitudes or widths
+            energy = state.energy + n_set_add.double() * e_set + n_reset_add.double() * e_reset
+        g_new = torch.lerp(state.g, g, touched_f)
+        touched = touched_f > 0
+        t_prog = state.t_prog.masked_fill(touched, state.time)
+        g_vol = state.g_vol
+        if p.volatile_ratio > 0:  # each pulse adds volatile_ratio times its non-volatile change
+            g_vol = g_vol.add(g - g_start, alpha=p.volatile_ratio)
+        write_offset = state.write_offset
+        if p.write_noise_std > 0:  # resampled when touched; only the last draw is ever seen
+            xi = torch.randn(shape, generator=gen, device=state.device, dtype=state.dtype)
+            write_offset = torch.where(touched, p.write_noise_std * self._reference_step(dev) * xi, write_offset)
+        nu = self._on_programmed(state, g, touched, gen)
+        return state.replace(
+            g=g_new, t_prog=t_prog, g_vol=g_vol, write_offset=write_offset, nu=nu,
+            energy=energy, n_set=state.n_set + n_set_add, n_reset=state.n_reset + n_reset_add,
+        )
+
+    def _pulse_factors(self, state: DeviceState, amplitude, width) -> tuple:
+        """``(amp_set, amp_reset, same_amp, s_set, s_reset, e_set, e_reset)`` of a sequence:
+        amplitudes (V, 0-d tensors), nominal pulses per SET / RESET pulse of each device
+        (amplitude, width and d2d scale folded in) and the energy per SET / RESET pulse (J).
+        Computed once per set of per-device parameters and amplitude / width when those are
+        None or numbers."""
+        if isinstance(amplitude, torch.Tensor) or isinstance(width, torch.Tensor):
+            return self._compute_pulse_factors(state, amplitude, width)
+        try:
+            key = hash((type(self), self.params, amplitude, width, state.dtype, state.device))
+        except TypeError:  # parameters that cannot be hashed: no memo
+            return self._compute_pulse_factors(state, amplitude, width)
+        return _memo_of(state.dev["scale_set"], ("pulse_factors", key),
+                        lambda: self._compute_pulse_factors(state, amplitude, width))
+
+    def _compute_pulse_factors(self, state: DeviceState, amplitude, width) -> tuple:
+        p, dev, dtype, device = self.params, state.dev, state.dtype, state.device
 
         def as_t(value):
             return torch.as_tensor(value, dtype=dtype, device=device)
@@ -683,35 +804,34 @@ class DeviceModel:
         one = torch.ones((), dtype=dtype, device=device)
         s_set = self._amplitude_factor(amp_set, one) * width_f * dev["scale_set"]
         s_reset = self._amplitude_factor(amp_reset, 0 * one) * width_f * dev["scale_reset"]
+        e_set = p.energy_set * (amp_set.double() / p.v_ref) ** 2 * width_f.double()
+        e_reset = p.energy_reset * (amp_reset.double() / p.v_ref) ** 2 * width_f.double()
+        if e_set.dim() == 0 and e_reset.dim() == 0:
+            e_set, e_reset = float(e_set), float(e_reset)
+        return amp_set, amp_reset, same_amp, s_set, s_reset, e_set, e_reset
+
+    def _run_steps(self, g: Tensor, counts: Tensor, s_set: Tensor, s_reset: Tensor, dev: dict[str, Tensor],
+                   free_f: Tensor | None, amp_set: Tensor, amp_reset: Tensor, same_amp: bool,
+                   gen: torch.Generator | None, any_stuck: bool, below: bool) -> Tensor:
+        """Long-term conductance ``g`` after the steps ``counts`` ``[B, *g.shape]`` (the pulse law,
+        c2c noise, bounds and levels; no bookkeeping). Every tensor is shaped like ``g`` (the whole
+        array or a flat subset of its devices); ``free_f``: 1.0 for working devices (None: none
+        is stuck)."""
+        p = self.params
+        g_min, g_max = dev["g_min"], dev["g_max"]
+        if not (any_stuck or below) and p.n_levels is None:
+            fused = self._fused_step(s_set, s_reset, dev, gen)
+            if fused is not None:  # a model's own step with fewer elementwise ops (same distribution)
+                if counts.shape[0] > 1:  # runs of steps as one step where the law allows it
+                    return self._coalesced(g, counts, s_set, s_reset, dev, gen, fused)
+                return _step_through(fused, g, counts)
         mult = p.step_std > 0 and p.step_noise == "multiplicative"
         additive = p.step_std > 0 and p.step_noise == "additive"
         noise_scale = p.step_std * self._reference_step(dev) if additive else None
-        any_stuck = bool((state.stuck != 0).any())
-        free_f = (state.stuck == 0).to(dtype)
-        g_min, g_max = dev["g_min"], dev["g_max"]
-
         # Hot loop: float masks and lerp instead of bool masks and torch.where (much faster on
-        # CPU); every op is elementwise over the array, and branches depend on settings only.
-        g_start = self.conductance_longterm(state)
-        # a device that drifted below g_min is not lifted to g_min by a pulse; when none has,
-        # the lower bound is simply g_min (and stays so: results are clipped to it)
-        below = bool((g_start < g_min).any())
-        g = g_start
-        fused = None
-        if not (any_stuck or below) and p.n_levels is None:
-            fused = self._fused_step(s_set, s_reset, dev, gen)
-        signed_sum = torch.zeros(state.shape, dtype=dtype, device=device)
-        abs_sum = torch.zeros(state.shape, dtype=dtype, device=device)
-        if fused is not None:  # a model's own step with fewer elementwise ops (same distribution)
-            if counts.shape[0] > 1:  # runs of steps as one step where the law allows it
-                g = self._coalesced(g, counts, s_set, s_reset, dev, gen, fused, (signed_sum, abs_sum))
-            else:
-                g = _step_through(fused, g, counts, (signed_sum, abs_sum))
-            counts = counts[:0]  # the generic loop below has nothing left to do
+        # CPU); every op is elementwise, and branches depend on settings only.
         for kf in counts:
             cnt = kf.abs()
-            signed_sum += kf
-            abs_sum += cnt
             set_f = kf.clamp(0.0, 1.0)  # 1.0 SET, 0.0 RESET (or no pulse)
             s = torch.lerp(s_reset, s_set, set_f)
             if mult:  # k pulses advance the coordinate by s (k + step_std sqrt(k) xi)
@@ -729,28 +849,7 @@ class DeviceModel:
             g1 = torch.clamp(g1, torch.minimum(g_min, g) if below else g_min, g_max)
             g1 = self._quantise(g1, dev, gen)
             g = torch.lerp(g, g1, pulsed_f.mul_(free_f) if any_stuck else pulsed_f)
-        touched = (abs_sum > 0) & (state.stuck == 0)
-
-        # bookkeeping once: every applied pulse counts, stuck devices included
-        n_set_add = ((abs_sum + signed_sum) * 0.5).round().to(torch.int64)  # exact: whole numbers < 2**24
-        n_reset_add = (abs_sum - signed_sum).mul_(0.5).round().to(torch.int64)
-        e_set = p.energy_set * (amp_set.double() / p.v_ref) ** 2 * width_f.double()
-        e_reset = p.energy_reset * (amp_reset.double() / p.v_ref) ** 2 * width_f.double()
-        energy = state.energy + n_set_add.double() * e_set + n_reset_add.double() * e_reset
-        g_new = torch.where(touched, g, state.g)
-        t_prog = torch.where(touched, torch.full_like(state.t_prog, state.time), state.t_prog)
-        g_vol = state.g_vol
-        if p.volatile_ratio > 0:  # each pulse adds volatile_ratio times its non-volatile change
-            g_vol = torch.where(touched, g_vol + p.volatile_ratio * (g - g_start), g_vol)
-        write_offset = state.write_offset
-        if p.write_noise_std > 0:  # resampled when touched; only the last draw is ever seen
-            xi = torch.randn(state.shape, generator=gen, device=device, dtype=dtype)
-            write_offset = torch.where(touched, p.write_noise_std * self._reference_step(dev) * xi, write_offset)
-        nu = self._on_programmed(state, g, touched, gen)
-        return state.replace(
-            g=g_new, t_prog=t_prog, g_vol=g_vol, write_offset=write_offset, nu=nu,
-            energy=energy, n_set=state.n_set + n_set_add, n_reset=state.n_reset + n_reset_add,
-        )
+        return g
 
     def advance(self, state: DeviceState, seconds: float) -> DeviceState:
         """Let ``seconds`` pass: the volatile part relaxes, the drift clock runs on."""
@@ -787,9 +886,15 @@ class DeviceModel:
 
     def conductance_longterm(self, state: DeviceState, at: float | None = None) -> Tensor:
         """Noise-free long-term conductance at time ``at`` (default: the state's time), drift included (S)."""
-        _, elapsed = self._elapsed(state, at)
         if self.params.drift_nu == 0 and not self._has_dynamic_nu():
+            self._elapsed(state, at)  # validates at
             return state.g
+        if at is None or at == state.time:  # the state's own time: computed once per state
+            return state.memo(("longterm", id(self)), lambda: self._longterm(state, None))
+        return self._longterm(state, at)
+
+    def _longterm(self, state: DeviceState, at: float | None) -> Tensor:
+        _, elapsed = self._elapsed(state, at)
         return (state.g.double() * self._drift_factor(state, elapsed)).to(state.dtype)
 
     def _has_dynamic_nu(self) -> bool:
@@ -797,6 +902,11 @@ class DeviceModel:
 
     def conductance(self, state: DeviceState, at: float | None = None) -> Tensor:
         """Noise-free conductance at time ``at``: long-term (drifted) + volatile + write offset (S)."""
+        if at is None or at == state.time:  # the state's own time: computed once per state
+            return state.memo(("conductance", id(self)), lambda: self._conductance(state, None))
+        return self._conductance(state, at)
+
+    def _conductance(self, state: DeviceState, at: float | None) -> Tensor:
         t, _ = self._elapsed(state, at)
         g = self.conductance_longterm(state, at)
         if self.params.volatile_ratio > 0:
@@ -915,6 +1025,19 @@ class DeviceModel:
         g1 = self._respond(g, s * torch.ones_like(g), set_f, amp, dev)
         g1 = torch.minimum(torch.maximum(g1, dev["g_min"]), dev["g_max"])
         return g1 - g
+
+    def full_reset_pulses(self, amplitude: float | None = None) -> int:
+        """RESET pulses (at least 1) the mean device needs to fall from ``g_max`` to ``g_min`` at
+        ``amplitude`` (None: ``v_reset``): the parallel RESET phase of open-loop programming.
+        Computed once per parameter set and amplitude."""
+        memo = self.__dict__.get("_full_reset")
+        if memo is None or memo[0] is not self.params:
+            memo = self.__dict__["_full_reset"] = (self.params, {})
+        if amplitude not in memo[1]:
+            top = torch.tensor(self.params.g_max, dtype=torch.float64)
+            bottom = torch.tensor(self.params.g_min, dtype=torch.float64)
+            memo[1][amplitude] = max(1, int(math.ceil(-float(self.pulses_needed(top, bottom, amplitude=amplitude)))))
+        return memo[1][amplitude]
 
     def pulses_needed(
         self,

@@ -558,7 +558,7 @@ class AihwkitCrossbar(Crossbar):
     # ------------------------------------------------------------------------------------------------
     def program(self, w: Tensor, method: str = "write_verify", *, tol: float = 0.01, max_iter: int = 50,
                 k_max: int = 1000, gain: float = 1.0, amplitude: float | None = None, settle: float | None = None,
-                mask: Tensor | None = None, patience: int | None = 8) -> ProgramReport:
+                mask: Tensor | None = None, patience: int | None = 8, check: bool = True) -> ProgramReport:
         """Program weights ``w`` ``[in, out]`` with aihwkit's devices; the methods and arguments of
         :func:`memsnn.crossbar.programming.program_weights`. ``"direct"`` is aihwkit's
         ``set_weights`` (exact up to each device's bounds) plus the model's programming noise."""
@@ -582,8 +582,7 @@ class AihwkitCrossbar(Crossbar):
                 new.append(g1)
             self._set_conductances(new[0], new[1] if len(new) > 1 else None, mask)
         elif method == "open_loop":
-            top, bottom = torch.tensor(mp.g_max, dtype=torch.float64), torch.tensor(mp.g_min, dtype=torch.float64)
-            n_reset = max(1, int(math.ceil(-float(self.model.pulses_needed(top, bottom)))))
+            n_reset = self.model.full_reset_pulses()
             for a, target in targets:
                 counts = torch.zeros(self.shape, dtype=torch.int64)
                 if mask is None:  # one parallel RESET phase: every row and column for n_reset slots
@@ -602,6 +601,9 @@ class AihwkitCrossbar(Crossbar):
         else:
             iterations, phases = self._write_verify(targets, tol_s, max_iter, k_max, gain, settle, mask, patience)
         self._touch()
+        if not check:
+            return ProgramReport.cost_only(method, iterations, self.total_pulses - pulses0, self.energy - energy0,
+                                           self.reads - reads0, phases, tol_s)
         # the truth: the devices' own conductances and the weights now
         gp, gm = (self._to_g(t.double()).float() for t in self._tile_weights(persistent=True))
         sq, n_dev, n_ok = 0.0, 0, 0

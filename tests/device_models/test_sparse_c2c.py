@@ -25,6 +25,7 @@ def test_sparse_c2c_draws_give_the_full_draws_distribution(monkeypatch, preset, 
     counts = torch.zeros(n, dtype=torch.int64)
     counts[up] = 3  # 20 % pulsed, scattered: the sparse path applies
     counts[down] = -2
+    monkeypatch.setattr(base, "SPARSE_STEP_FRACTION", 0.0)  # the whole array is stepped: its noise draws
     results = {}
     for name, frac in (("full", 0.0), ("sparse", 1.0)):
         monkeypatch.setattr(base, "SPARSE_NOISE_FRACTION", frac)
