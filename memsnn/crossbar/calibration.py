@@ -50,6 +50,7 @@ from dataclasses import dataclass, field
 import torch
 
 from .schedule import DensePhase
+from ..device_models.base import _memo_of
 
 __all__ = ["StepCalibration", "calibrate_steps"]
 
@@ -96,8 +97,8 @@ class StepCalibration:
         gains = (self.set_gain if polarity > 0 else self.reset_gain)[name]
         if gains.shape[0] == 1:
             return gains[0]
-        if g is None:
-            return gains.mean(dim=0)
+        if g is None:  # the same on every update: computed once per measured gains
+            return _memo_of(gains, "mean", lambda: gains.mean(dim=0))
         levels = (self.set_level if polarity > 0 else self.reset_level)[name].to(gains.dtype)
         g = torch.as_tensor(g, dtype=gains.dtype, device=gains.device).expand(gains.shape[1:])
         hi = (g.unsqueeze(0) > levels).sum(dim=0).clamp(1, gains.shape[0] - 1).unsqueeze(0)

@@ -215,13 +215,13 @@ class DensePhase:
     def hardware_phases(self) -> int:
         """Line-by-line programming along the cheaper direction: per polarity, the smaller of the
         number of rows and of columns that have pulses of that polarity."""
-        total = 0
-        for pol in (1, -1):
-            on = self.plus * pol > 0
+        lines = []  # rows and columns with pulses, per polarity: [set rows, set cols, reset rows, reset cols]
+        for on in ((self.plus > 0), (self.plus < 0)):
             if self.minus is not None:
-                on |= self.minus * pol > 0
-            total += min(int(on.any(dim=1).sum()), int(on.any(dim=0).sum()))
-        return total
+                on = on | ((self.minus > 0) if len(lines) == 0 else (self.minus < 0))
+            lines += [on.any(dim=1).sum(), on.any(dim=0).sum()]
+        n = torch.stack(lines).tolist()  # one transfer
+        return min(n[0], n[1]) + min(n[2], n[3])
 
     def to_frame(self, phase: int) -> pd.DataFrame:
         """Device-level log: one row per device that receives pulses."""

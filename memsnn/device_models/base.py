@@ -520,6 +520,17 @@ class DeviceModel:
     def _nominal_extra(self, one: Tensor) -> dict[str, Tensor]:
         return {}
 
+    def _nominal_dev(self, device: torch.device | str, dtype: torch.dtype) -> dict[str, Tensor]:
+        """:meth:`nominal_device_params`, made once per parameter set, device and dtype (for the
+        controller's estimates, which run on every update; read only)."""
+        memo = self.__dict__.get("_nominal_memo")
+        if memo is None or memo[0] is not self.params:
+            memo = self.__dict__["_nominal_memo"] = (self.params, {})
+        key = (str(device), dtype)
+        if key not in memo[1]:
+            memo[1][key] = self.nominal_device_params(device, dtype)
+        return memo[1][key]
+
     # ------------------------------------------------------------------------------------------------
     # the pulse law (model specific)
     # ------------------------------------------------------------------------------------------------
@@ -549,12 +560,14 @@ class DeviceModel:
         rel = ((amp - p.v_threshold) / (p.v_ref - p.v_threshold)).clamp(min=0.0)
         return rel if p.amp_exponent == 1.0 else rel**p.amp_exponent
 
-    def _fused_step(self, s_set: Tensor, s_reset: Tensor, dev: dict[str, Tensor], gen: torch.Generator | None):
+    def _fused_step(self, s_set: Tensor, s_reset: Tensor, dev: dict[str, Tensor], gen: torch.Generator | None,
+                    amps: tuple[Tensor, Tensor] | None = None):
         """A model's own per-step kernel for :meth:`_apply_sequence`, or None (the generic step).
 
         Called only when no device is stuck, none drifted below its ``g_min`` and the conductance
         is continuous (no ``n_levels``). ``s_set`` / ``s_reset``: nominal pulses per SET / RESET
-        pulse of each device (amplitude, width and d2d scale folded in). Returns
+        pulse of each device (amplitude, width and d2d scale folded in); ``amps``: the SET and
+        RESET amplitudes (V, 0-d tensors) for laws whose shape depends on them. Returns
         ``step(g, kf, cnt, n_on) -> g``: ``kf`` one step's signed pulse counts (whole numbers in
         ``g``'s dtype), ``cnt = |kf|`` (the step may overwrite it), ``n_on`` how many are non-zero;
         it must give the generic step's result in distribution, leave devices with ``kf == 0``
@@ -574,7 +587,7 @@ class DeviceModel:
         return None
 
     def _coalesced(self, g: Tensor, counts: Tensor, s_set: Tensor, s_reset: Tensor, dev: dict[str, Tensor],
-                   gen: torch.Generator | None, fused) -> Tensor:
+                   gen: torch.Generator | None, fused, amps: tuple[Tensor, Tensor]) -> Tensor:
         """``g`` after the sequence ``counts``, in runs of :data:`COALESCE_STEPS` steps: each run is
         :meth:`_combined_step` for the devices it can take and the ``fused`` step, one step after
         another, for the others. Once a run finds more than half of the devices out of reach of
@@ -601,7 +614,8 @@ class DeviceModel:
                 def pick_rest(t: Tensor) -> Tensor:
                     return torch.broadcast_to(t, shape).reshape(-1).index_select(0, rest)
 
-                step = self._fused_step(pick_rest(s_set), pick_rest(s_reset), {k: pick_rest(v) for k, v in dev.items()}, gen)
+                step = self._fused_step(pick_rest(s_set), pick_rest(s_reset), {k: pick_rest(v) for k, v in dev.items()},
+                                        gen, amps)
                 g_rest = _step_through(step, pick_rest(g), run.reshape(run.shape[0], -1).index_select(1, rest))
                 g_end = g_end.reshape(-1).index_copy_(0, rest, g_rest).view(shape)
             g = g_end
@@ -820,10 +834,11 @@ class DeviceModel:
         p = self.params
         g_min, g_max = dev["g_min"], dev["g_max"]
         if not (any_stuck or below) and p.n_levels is None:
-            fused = self._fused_step(s_set, s_reset, dev, gen)
+            fused = self._fused_step(s_set, s_reset, dev, gen, (amp_set, amp_reset))
             if fused is not None:  # a model's own step with fewer elementwise ops (same distribution)
-                if counts.shape[0] > 1:  # runs of steps as one step where the law allows it
-                    return self._coalesced(g, counts, s_set, s_reset, dev, gen, fused)
+                if counts.shape[0] > 1 and type(self)._combined_step is not DeviceModel._combined_step:
+                    # runs of steps as one step where the law allows it
+                    return self._coalesced(g, counts, s_set, s_reset, dev, gen, fused, (amp_set, amp_reset))
                 return _step_through(fused, g, counts)
         mult = p.step_std > 0 and p.step_noise == "multiplicative"
         additive = p.step_std > 0 and p.step_noise == "additive"
@@ -1014,15 +1029,16 @@ class DeviceModel:
         g = torch.as_tensor(g)
         dtype = g.dtype if g.dtype.is_floating_point else torch.float64
         g = g.to(dtype)
-        dev = self.nominal_device_params(g.device, dtype) if dev is None else dev
+        dev = self._nominal_dev(g.device, dtype) if dev is None else dev
         p = self.params
         amp_v = (p.v_set if polarity > 0 else p.v_reset) if amplitude is None else amplitude
-        set_f = torch.full(g.shape, 1.0 if polarity > 0 else 0.0, device=g.device, dtype=dtype)
-        amp = torch.full(g.shape, float(amp_v), device=g.device, dtype=dtype)
+        # one polarity and amplitude for every device: 0-d tensors, broadcast by the law
+        set_f = torch.tensor(1.0 if polarity > 0 else 0.0, device=g.device, dtype=dtype)
+        amp = torch.tensor(float(amp_v), device=g.device, dtype=dtype)
         w = p.pulse_width if width is None else width
         scale = dev["scale_set"] if polarity > 0 else dev["scale_reset"]
         s = self._amplitude_factor(amp, set_f) * (w / p.width_ref) * scale
-        g1 = self._respond(g, s * torch.ones_like(g), set_f, amp, dev)
+        g1 = self._respond(g, s.expand(g.shape), set_f, amp, dev)
         g1 = torch.minimum(torch.maximum(g1, dev["g_min"]), dev["g_max"])
         return g1 - g
 
@@ -1062,7 +1078,7 @@ class DeviceModel:
         now = g_now.clamp(p.g_min + eps, p.g_max - eps)
         tgt = g_target.clamp(p.g_min + eps, p.g_max - eps)
         set_f = (tgt > now).to(dtype)
-        dev = self.nominal_device_params(g_now.device, dtype)
+        dev = self._nominal_dev(g_now.device, dtype)
         amp = pick(set_f, p.v_set, p.v_reset) if amplitude is None else torch.full_like(now, float(amplitude))
         w = p.pulse_width if width is None else width
         s = self._amplitude_factor(amp, set_f) * (w / p.width_ref)

@@ -65,7 +65,8 @@ class LinearDevice(DeviceModel):
     def _reference_step(self, dev: dict[str, Tensor]) -> Tensor:
         return torch.full_like(dev["g_min"], self.params.step)
 
-    def _fused_step(self, s_set: Tensor, s_reset: Tensor, dev: dict[str, Tensor], gen: torch.Generator | None):
+    def _fused_step(self, s_set: Tensor, s_reset: Tensor, dev: dict[str, Tensor], gen: torch.Generator | None,
+                    amps: tuple[Tensor, Tensor] | None = None):
         """``k`` signed pulses move ``G`` by ``step * s * (k + step_std * sqrt(|k|) * xi)`` (``s`` of
         the pulses' polarity), clipped to the device's bounds: 4 elementwise ops per step (and the
         caller's ``|k|``) instead of the generic 17. The same distribution as the generic step, whose noise term carries the

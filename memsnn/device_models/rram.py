@@ -104,7 +104,8 @@ class SoftBoundsDevice(DeviceModel):
         p = self.params
         return (dev["g_max"] - dev["g_min"]) * (p.alpha_set * p.alpha_reset / (p.alpha_set + p.alpha_reset))
 
-    def _fused_step(self, s_set: Tensor, s_reset: Tensor, dev: dict[str, Tensor], gen: torch.Generator | None):
+    def _fused_step(self, s_set: Tensor, s_reset: Tensor, dev: dict[str, Tensor], gen: torch.Generator | None,
+                    amps: tuple[Tensor, Tensor] | None = None):
         """The soft-bounds step in 11 elementwise ops (and the caller's ``|k|``) instead of the generic ~20: the log of the
         per-pulse factor is folded into each device's SET / RESET rate once per sequence, and the
         move towards the bound is one ``lerp`` (exactly ``g`` where no pulse arrives: weight 1).

@@ -53,7 +53,7 @@ from typing import Iterator
 import torch
 
 from ..params import param
-from .base import DeviceModel, DeviceParams, Sampler, pick
+from .base import DeviceModel, DeviceParams, Sampler, _normals_where_pulsed, pick
 
 __all__ = ["SrTiO3Params", "SrTiO3Device"]
 
@@ -156,6 +156,38 @@ class SrTiO3Device(DeviceModel):
         ratio = (dn * torch.exp(-log_n)).clamp(min=-0.9)
         r_new = r0 + excess * torch.exp(c * torch.log1p(ratio))
         return self._mirror(1.0 / r_new, set_f, dev)
+
+    def _fused_step(self, s_set: Tensor, s_reset: Tensor, dev: dict[str, Tensor], gen: torch.Generator | None,
+                    amps: tuple[Tensor, Tensor] | None = None):
+        """The power-law step of :meth:`_respond` with multiplicative c2c noise in about 25
+        elementwise ops, most of them in place, instead of the generic step's ~45: each device's
+        SET and RESET exponents and the mirror's ``g_min + g_max`` are computed once per sequence.
+        The same operations in the same order as the generic step, so the same numbers (tested
+        equal), and the same random draws."""
+        p = self.params
+        if (type(self)._respond is not SrTiO3Device._respond or type(self)._post_pulse_noise is not DeviceModel._post_pulse_noise
+                or amps is None or (p.step_std > 0 and p.step_noise != "multiplicative")):
+            return None
+        lo, hi, r0, r1 = dev["g_min"], dev["g_max"], dev["r0"], dev["r1"]
+        both = lo + hi  # the mirror: G -> g_min + g_max - G for RESET
+        c_set, c_reset = self._exponent(amps[0], dev), self._exponent(amps[1], dev)
+        std = p.step_std
+
+        def step(g: Tensor, kf: Tensor, cnt: Tensor, n_on: int) -> Tensor:
+            set_f = kf.clamp(0.0, 1.0)
+            c = torch.lerp(c_reset, c_set, set_f)
+            if std > 0:  # k pulses advance the coordinate by s (k + step_std sqrt(k) xi)
+                xi = _normals_where_pulsed(cnt, gen, n_on)
+                dn = torch.addcmul(cnt, cnt.sqrt(), xi, value=std).mul_(torch.lerp(s_reset, s_set, set_f))
+            else:
+                dn = torch.lerp(s_reset, s_set, set_f).mul_(cnt)
+            excess = torch.lerp(both - g, g, set_f).clamp_(min=1e-30).reciprocal_().sub_(r0).clamp_(min=1e-30)
+            ratio = dn.mul_((excess / r1).log_().div_(c).neg_().exp_()).clamp_(min=-0.9)
+            g1 = ratio.log1p_().mul_(c).exp_().mul_(excess).add_(r0).reciprocal_()
+            g1 = torch.lerp(both - g1, g1, set_f).clamp_(lo, hi)
+            return torch.lerp(g, g1, cnt.clamp_(max=1.0))
+
+        return step
 
     def _coord(self, g: Tensor, set_f: Tensor, amp: Tensor, dev: dict[str, Tensor]) -> Tensor:
         c = self._exponent(amp, dev)

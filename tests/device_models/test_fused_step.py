@@ -160,3 +160,34 @@ def test_combined_linear_sequence_without_noise_is_the_sum_of_its_steps():
     dev = state.dev
     step = torch.where(counts > 0, dev["scale_set"], dev["scale_reset"]) * model.params.step
     torch.testing.assert_close(out.g, state.g + (step * counts).sum(0), rtol=1e-12, atol=1e-20)
+
+
+@pytest.mark.parametrize("overrides", [{}, dict(step_std=0.0), dict(v_reset=0.8, c_dtod=0.3), dict(step_std=0.5)])
+def test_srtio3_fused_step_gives_the_generic_steps_numbers(monkeypatch, overrides):
+    """srtio3's fused step does the generic step's operations in the same order and draws the same
+    normals: the same numbers, noise included (from anywhere in the window, both polarities)."""
+    model = make_device("srtio3", **overrides)
+    gen = torch.Generator().manual_seed(0)
+    n = 3000
+    state = _start(model, n, torch.rand(n, generator=gen, dtype=torch.float64), gen)
+    state32 = model.init_state((n,), generator=gen)  # float32, the crossbars' dtype
+    state32 = model.program(state32, state.g.float(), generator=gen)
+    calls = []
+    orig = type(model)._fused_step
+    monkeypatch.setattr(type(model), "_fused_step", lambda self, *a: calls.append(1) or orig(self, *a))
+    for st in (state, state32):
+        counts = _counts(n, 6, gen).to(st.dtype)
+        fused, generic = _both(monkeypatch, model, st, counts, 1)
+        assert torch.equal(fused.g, generic.g)
+        assert not torch.equal(fused.g, st.g)
+        for name in ("n_set", "n_reset", "energy", "t_prog", "g_vol"):
+            assert torch.equal(getattr(fused, name), getattr(generic, name))
+    assert calls  # the fused step ran
+
+
+def test_srtio3_fused_step_is_not_used_for_additive_noise():
+    model = make_device("srtio3", step_noise="additive")
+    dev = model.init_state((4,), generator=0).dev
+    amps = (torch.tensor(1.0), torch.tensor(1.0))
+    assert model._fused_step(dev["scale_set"], dev["scale_reset"], dev, None, amps) is None
+    assert make_device("srtio3")._fused_step(dev["scale_set"], dev["scale_reset"], dev, None, amps) is not None
