@@ -88,18 +88,24 @@ class StepCalibration:
     def segments(self) -> int:
         return int(next(iter(self.set_gain.values())).shape[0])
 
-    def gain(self, name: str, polarity: int, g: Tensor | None = None) -> Tensor:
+    def gain(self, name: str, polarity: int, g: Tensor | None = None, *, index: Tensor | None = None) -> Tensor:
         """Gains ``[in, out]`` of array ``name`` for SET (``polarity = +1``) or RESET (``-1``): with
         one segment its gain; with several, linearly interpolated over each device's own segment
         levels at conductances ``g`` (S, broadcastable to ``[in, out]``; extrapolated linearly
         beyond the end segments, within half to twice the end segment's gain), or the mean over
-        segments when ``g`` is None."""
+        segments when ``g`` is None. ``index``: flat indices (into ``[in * out]``) of the devices
+        wanted; the gains ``[n]`` of those alone, with ``g`` ``[n]`` (or a number)."""
         gains = (self.set_gain if polarity > 0 else self.reset_gain)[name]
         if gains.shape[0] == 1:
-            return gains[0]
+            return gains[0] if index is None else gains[0].reshape(-1).index_select(0, index)
         if g is None:  # the same on every update: computed once per measured gains
-            return _memo_of(gains, "mean", lambda: gains.mean(dim=0))
+            mean = _memo_of(gains, "mean", lambda: gains.mean(dim=0))
+            return mean if index is None else mean.reshape(-1).index_select(0, index)
+        if index is not None:
+            gains = gains.reshape(gains.shape[0], -1).index_select(1, index)
         levels = (self.set_level if polarity > 0 else self.reset_level)[name].to(gains.dtype)
+        if index is not None:
+            levels = levels.reshape(levels.shape[0], -1).index_select(1, index)
         g = torch.as_tensor(g, dtype=gains.dtype, device=gains.device).expand(gains.shape[1:])
         hi = (g.unsqueeze(0) > levels).sum(dim=0).clamp(1, gains.shape[0] - 1).unsqueeze(0)
         lo = hi - 1

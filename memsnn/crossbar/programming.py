@@ -196,12 +196,8 @@ def program_weights(
         if method == "direct":
             state = model.program(old, target, generator=xbar.generator)
         else:
-            # SET from the bottom: the gain half way up the path; RESET over the whole window: the mean
-            gains = None if step_gains is None else (
-                step_gains.gain(name, +1, 0.5 * (model.params.g_min + target)).to(xbar.device),
-                step_gains.gain(name, -1).to(xbar.device))
             # masked devices only get pulses: the others are left exactly as they were
-            state, ph = _open_loop(model, old, target, xbar.generator, k_max, amplitude, mask, gains)
+            state, ph = _open_loop(model, old, target, xbar.generator, k_max, amplitude, mask, step_gains, name)
             iterations, phases = 1, phases + ph
         xbar._set_array(name, state if mask is None or method != "direct" else merge_states(old, state, mask))
     if not check:
@@ -243,35 +239,40 @@ def program_weights(
 
 
 def _open_loop(model: DeviceModel, state: DeviceState, target: Tensor, gen, k_max: int, amplitude, mask=None,
-               gains: tuple[Tensor, Tensor] | None = None):
+               step_gains=None, name: str = "plus"):
     """The full RESET, then the nominal SET count from ``g_min`` to ``target``: one pulse sequence
-    (nothing reads the array between them). Returns ``(state, hardware phases)``."""
+    (nothing reads the array between them), on the ``mask``ed devices (every device when None).
+    With ``step_gains`` each device's SET count is divided by its SET gain half way up the path
+    and its RESET count by its mean RESET gain over the window. Returns ``(state, hardware phases)``."""
     p = model.params
     n_reset = model.full_reset_pulses(amplitude)
     rows, cols = state.shape
-    if gains is not None:  # measured steps: a slow device gets more RESET pulses, a fast one fewer SET pulses
-        k_reset = -torch.ceil(n_reset / gains[1].to(torch.float64).clamp(min=0.05)).to(torch.int32)
-        if mask is not None:
-            k_reset = k_reset * mask.to(torch.int32)
-        reset_phases = DensePhase(k_reset).hardware_phases()
-    elif mask is None:  # one parallel RESET phase for the whole array
-        # rows driven for all n_reset slots: an aligned phase gives min(row, column) pulses per device
-        reset = OuterPhase(torch.full((rows,), n_reset, dtype=torch.int32), torch.full((cols,), -n_reset, dtype=torch.int32))
-        k_reset = reset.coincidences("plus", dtype=state.dtype)[0][0]
-        reset_phases = reset.hardware_phases()
+    # the counts of the devices that get pulses: flat indices idx (None: all)
+    idx = None if mask is None else mask.to(state.device).reshape(-1).nonzero().squeeze(1)
+    tgt = target if idx is None else target.reshape(-1).index_select(0, idx)
+    needed = model.pulses_needed(torch.tensor(p.g_min, dtype=torch.float64, device=tgt.device), tgt, amplitude=amplitude)
+    if step_gains is not None:  # measured steps: a slow device gets more RESET pulses, a fast one fewer SET pulses
+        needed = needed / step_gains.gain(name, +1, 0.5 * (p.g_min + tgt), index=idx).to(needed.device, needed.dtype)
+        reset_gain = step_gains.gain(name, -1, index=idx).to(needed.device, torch.float64)
+        k_reset = -torch.ceil(n_reset / reset_gain.clamp(min=0.05))
     else:
-        k_reset = -n_reset * mask.to(torch.int32)
-        reset_phases = DensePhase(k_reset).hardware_phases()
-    start = torch.full_like(target, p.g_min, dtype=torch.float64)
-    needed = model.pulses_needed(start, target, amplitude=amplitude)
-    if gains is not None:
-        needed = needed / gains[0].to(needed.dtype)
-    k = needed.round().clamp(0, k_max).to(torch.int32)
-    if mask is not None:
-        k = k * mask.to(torch.int32)
-    counts = torch.stack((k_reset.to(state.device, state.dtype), k.to(state.device, state.dtype)))
+        k_reset = torch.full_like(needed, -float(n_reset))
+    k = needed.round().clamp(0, k_max)
+    counts = torch.zeros((2, rows * cols), dtype=state.dtype, device=state.device)
+    if idx is None:
+        counts[0], counts[1] = k_reset.reshape(-1), k.reshape(-1)
+    else:
+        counts[0].index_copy_(0, idx, k_reset.to(state.dtype))
+        counts[1].index_copy_(0, idx, k.to(state.dtype))
+    counts = counts.view(2, rows, cols)
+    if step_gains is None and mask is None:  # one parallel RESET phase for the whole array (rows
+        # driven for all n_reset slots: an aligned phase gives min(row, column) pulses per device)
+        reset_phases = OuterPhase(torch.full((rows,), n_reset, dtype=torch.int32),
+                                  torch.full((cols,), -n_reset, dtype=torch.int32)).hardware_phases()
+    else:
+        reset_phases = DensePhase(counts[0].to(torch.int32)).hardware_phases()
     state = model._apply_sequence(state, counts, amplitude=amplitude, generator=gen)
-    return state, reset_phases + DensePhase(k).hardware_phases()
+    return state, reset_phases + DensePhase(counts[1].to(torch.int32)).hardware_phases()
 
 
 def merge_states(old: DeviceState, new: DeviceState, mask: Tensor) -> DeviceState:

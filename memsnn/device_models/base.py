@@ -564,8 +564,9 @@ class DeviceModel:
                     amps: tuple[Tensor, Tensor] | None = None):
         """A model's own per-step kernel for :meth:`_apply_sequence`, or None (the generic step).
 
-        Called only when no device is stuck, none drifted below its ``g_min`` and the conductance
-        is continuous (no ``n_levels``). ``s_set`` / ``s_reset``: nominal pulses per SET / RESET
+        Called only when no device is stuck, none drifted below its ``g_min`` (unless
+        :attr:`_fused_below` says the step handles that: such a device is not lifted to ``g_min``
+        by a pulse) and the conductance is continuous (no ``n_levels``). ``s_set`` / ``s_reset``: nominal pulses per SET / RESET
         pulse of each device (amplitude, width and d2d scale folded in); ``amps``: the SET and
         RESET amplitudes (V, 0-d tensors) for laws whose shape depends on them. Returns
         ``step(g, kf, cnt, n_on) -> g``: ``kf`` one step's signed pulse counts (whole numbers in
@@ -575,6 +576,10 @@ class DeviceModel:
         caller's).
         """
         return None
+
+    #: the model's fused step keeps devices that drifted below ``g_min`` where they are (lower bound
+    #: ``min(g_min, g)``, as the generic step does)
+    _fused_below: ClassVar[bool] = False
 
     def _combined_step(self, g: Tensor, counts: Tensor, abs_sum: Tensor, s_set: Tensor, s_reset: Tensor,
                        dev: dict[str, Tensor], gen: torch.Generator | None) -> tuple[Tensor, Tensor] | None:
@@ -833,7 +838,7 @@ class DeviceModel:
         is stuck)."""
         p = self.params
         g_min, g_max = dev["g_min"], dev["g_max"]
-        if not (any_stuck or below) and p.n_levels is None:
+        if not any_stuck and p.n_levels is None and (not below or self._fused_below):
             fused = self._fused_step(s_set, s_reset, dev, gen, (amp_set, amp_reset))
             if fused is not None:  # a model's own step with fewer elementwise ops (same distribution)
                 if counts.shape[0] > 1 and type(self)._combined_step is not DeviceModel._combined_step:

@@ -120,6 +120,7 @@ class SrTiO3Device(DeviceModel):
     params_class = SrTiO3Params
     preset = "srtio3"
     source = "Tiotto et al. 2021 (arXiv 2011.02794); Weilenmann et al. 2024; arXiv 2509.22767"
+    _fused_below = True
 
     def _sample_extra(self, sample: Sampler, dev: dict[str, Tensor]) -> dict[str, Tensor]:
         p = self.params
@@ -163,7 +164,8 @@ class SrTiO3Device(DeviceModel):
         elementwise ops, most of them in place, instead of the generic step's ~45: each device's
         SET and RESET exponents and the mirror's ``g_min + g_max`` are computed once per sequence.
         The same operations in the same order as the generic step, so the same numbers (tested
-        equal), and the same random draws."""
+        equal), and the same random draws. The lower bound is ``min(g_min, g)`` (a device that
+        drifted below ``g_min`` stays there; otherwise it is ``g_min``: one op either way)."""
         p = self.params
         if (type(self)._respond is not SrTiO3Device._respond or type(self)._post_pulse_noise is not DeviceModel._post_pulse_noise
                 or amps is None or (p.step_std > 0 and p.step_noise != "multiplicative")):
@@ -184,7 +186,8 @@ class SrTiO3Device(DeviceModel):
             excess = torch.lerp(both - g, g, set_f).clamp_(min=1e-30).reciprocal_().sub_(r0).clamp_(min=1e-30)
             ratio = dn.mul_((excess / r1).log_().div_(c).neg_().exp_()).clamp_(min=-0.9)
             g1 = ratio.log1p_().mul_(c).exp_().mul_(excess).add_(r0).reciprocal_()
-            g1 = torch.lerp(both - g1, g1, set_f).clamp_(lo, hi)
+            # a device that drifted below g_min is not lifted to it by a pulse (as the generic step)
+            g1 = torch.lerp(both - g1, g1, set_f).clamp_(torch.minimum(lo, g), hi)
             return torch.lerp(g, g1, cnt.clamp_(max=1.0))
 
         return step

@@ -191,3 +191,25 @@ def test_srtio3_fused_step_is_not_used_for_additive_noise():
     amps = (torch.tensor(1.0), torch.tensor(1.0))
     assert model._fused_step(dev["scale_set"], dev["scale_reset"], dev, None, amps) is None
     assert make_device("srtio3")._fused_step(dev["scale_set"], dev["scale_reset"], dev, None, amps) is not None
+
+
+def test_srtio3_fused_step_keeps_devices_that_drifted_below_g_min(monkeypatch):
+    """A day after a full RESET most devices sit below their g_min (drift): the fused step still
+    gives the generic step's numbers, and a RESET pulse does not lift them to g_min."""
+    model = make_device("srtio3")
+    gen = torch.Generator().manual_seed(0)
+    n = 2000
+    state = _start(model, n, torch.rand(n, generator=gen, dtype=torch.float64) * 0.02, gen)
+    state = model.advance(state, 86400.0)
+    g0 = model.conductance_longterm(state)
+    assert (g0 < state.dev["g_min"]).float().mean() > 0.5
+    counts = _counts(n, 3, gen)
+    calls = []
+    orig = type(model)._fused_step
+    monkeypatch.setattr(type(model), "_fused_step", lambda self, *a: calls.append(1) or orig(self, *a))
+    fused, generic = _both(monkeypatch, model, state, counts, 1)
+    assert calls  # the fused step ran
+    assert torch.equal(fused.g, generic.g)
+    reset_only = (counts <= 0).all(0) & (counts < 0).any(0) & (g0 < state.dev["g_min"])
+    assert reset_only.any()
+    assert torch.equal(fused.g[reset_only], g0[reset_only].to(fused.g.dtype))
