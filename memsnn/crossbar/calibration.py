@@ -84,18 +84,34 @@ class StepCalibration:
                 order = lv.argsort(dim=0)
                 levels[name], gains[name] = lv.gather(0, order), gains[name].gather(0, order)
 
+    def _stacked(self, which: str, names: tuple[str, ...]) -> Tensor:
+        """``getattr(self, which)[name]`` of every array in ``names``, stacked on dim 1:
+        ``[S, len(names), in, out]`` (made once)."""
+        src = getattr(self, which)
+        memo = self.__dict__.setdefault("_stacks", {})
+        if (which, names) not in memo:
+            memo[(which, names)] = torch.stack([src[n] for n in names], dim=1)
+        return memo[(which, names)]
+
     @property
     def segments(self) -> int:
         return int(next(iter(self.set_gain.values())).shape[0])
 
-    def gain(self, name: str, polarity: int, g: Tensor | None = None, *, index: Tensor | None = None) -> Tensor:
+    def gain(self, name: str | tuple[str, ...], polarity: int, g: Tensor | None = None, *,
+             index: Tensor | None = None) -> Tensor:
         """Gains ``[in, out]`` of array ``name`` for SET (``polarity = +1``) or RESET (``-1``): with
         one segment its gain; with several, linearly interpolated over each device's own segment
         levels at conductances ``g`` (S, broadcastable to ``[in, out]``; extrapolated linearly
         beyond the end segments, within half to twice the end segment's gain), or the mean over
         segments when ``g`` is None. ``index``: flat indices (into ``[in * out]``) of the devices
-        wanted; the gains ``[n]`` of those alone, with ``g`` ``[n]`` (or a number)."""
-        gains = (self.set_gain if polarity > 0 else self.reset_gain)[name]
+        wanted; the gains ``[n]`` of those alone, with ``g`` ``[n]`` (or a number). A tuple of
+        array names gives ``[len(name), in, out]`` (``g`` shaped so)."""
+        if not isinstance(name, str):  # several arrays at once: [len(name), in, out]
+            if index is not None:
+                raise ValueError("index= takes one array name")
+            gains = self._stacked("set_gain" if polarity > 0 else "reset_gain", tuple(name))
+        else:
+            gains = (self.set_gain if polarity > 0 else self.reset_gain)[name]
         if gains.shape[0] == 1:
             return gains[0] if index is None else gains[0].reshape(-1).index_select(0, index)
         if g is None:  # the same on every update: computed once per measured gains
@@ -103,7 +119,8 @@ class StepCalibration:
             return mean if index is None else mean.reshape(-1).index_select(0, index)
         if index is not None:
             gains = gains.reshape(gains.shape[0], -1).index_select(1, index)
-        levels = (self.set_level if polarity > 0 else self.reset_level)[name].to(gains.dtype)
+        which = "set_level" if polarity > 0 else "reset_level"
+        levels = (getattr(self, which)[name] if isinstance(name, str) else self._stacked(which, tuple(name))).to(gains.dtype)
         if index is not None:
             levels = levels.reshape(levels.shape[0], -1).index_select(1, index)
         g = torch.as_tensor(g, dtype=gains.dtype, device=gains.device).expand(gains.shape[1:])

@@ -1118,12 +1118,12 @@ class DeviceModel:
     @staticmethod
     def total_energy(state: DeviceState) -> float:
         """Programming energy spent by the whole array (J)."""
-        return float(state.energy.sum())
+        return state.memo("total_energy", lambda: float(state.energy.sum()))
 
     @staticmethod
     def total_pulses(state: DeviceState) -> int:
         """Number of pulses applied to the whole array (SET + RESET)."""
-        return int(state.n_set.sum() + state.n_reset.sum())
+        return state.memo("total_pulses", lambda: int(state.n_set.sum() + state.n_reset.sum()))
 
     # ------------------------------------------------------------------------------------------------
     # description

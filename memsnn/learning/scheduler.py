@@ -162,6 +162,12 @@ class PulseScheduler:
     def pulse_step(self, xbar: Crossbar, array: str, polarity: int) -> Tensor:
         """Weight change (weight units, > 0) of one pulse of ``polarity`` on ``array``: a 0-d tensor
         (nominal) or ``[in, out]`` (state-aware, from each device's current conductance)."""
+        step = self.pulse_steps(xbar, (array,), polarity)
+        return step if step.dim() == 0 else step[0]
+
+    def pulse_steps(self, xbar: Crossbar, arrays: tuple[str, ...], polarity: int) -> Tensor:
+        """:meth:`pulse_step` of several arrays and one polarity in one computation: a 0-d tensor
+        (nominal) or ``[len(arrays), in, out]``."""
         model, p = xbar.model, self.params
         dev, cal = None, None
         if p.step == "calibrated":  # measured first: the calibration pulses the devices, then restores them
@@ -169,15 +175,15 @@ class PulseScheduler:
         if p.step == "nominal":
             g = torch.tensor((model.params.g_min + model.params.g_max) / 2, dtype=torch.float64)
         else:
-            if array == "minus" and xbar.params.mapping != "differential":
+            if "minus" in arrays and xbar.params.mapping != "differential":
                 raise ValueError("a single-device mapping has no minus array to pulse")
-            state = getattr(xbar, array)
-            g = model.conductance_longterm(state).to(torch.float64)
+            states = [getattr(xbar, a) for a in arrays]
+            g = torch.stack([model.conductance_longterm(s) for s in states]).to(torch.float64)
             if p.step == "device":
-                dev = {k: v.to(torch.float64) for k, v in state.dev.items()}
+                dev = {k: torch.stack([s.dev[k] for s in states]).to(torch.float64) for k in states[0].dev}
         dg = model.nominal_step(g, polarity, amplitude=p.amplitude, width=p.width, dev=dev).abs()
         if cal is not None:
-            dg = dg * cal.gain(array, polarity, g).to(dg.device, dg.dtype)
+            dg = dg * cal.gain(arrays, polarity, g).to(dg.device, dg.dtype)
         step = xbar.scale * dg / xbar._w_norm
         return step.clamp(min=1e-12 * xbar.scale).to(device=xbar.device, dtype=xbar.dtype)
 
@@ -227,14 +233,21 @@ class PulseScheduler:
             terms = (("plus", +1, up), ("minus", +1, down))
         else:
             terms = (("plus", +1, up / 2), ("plus", -1, down / 2), ("minus", +1, down / 2), ("minus", -1, up / 2))
+        # the steps of all terms of one polarity in one computation, then all terms quantised at
+        # once (the same draws, in the same order, as term by term)
+        steps = {}
+        for polarity in dict.fromkeys(pol for _, pol, _ in terms):
+            arrays = tuple(a for a, pol, _ in terms if pol == polarity)
+            st = self.pulse_steps(xbar, arrays, polarity)
+            steps.update({(a, polarity): st if st.dim() == 0 else st[i] for i, a in enumerate(arrays)})
+        n_all = torch.stack([change / steps[(array, polarity)] for array, polarity, change in terms])
+        k_all = self.quantise(n_all, gen)
         counts = {"plus": 0, "minus": 0}
         remainder = torch.zeros_like(dw)
-        for array, polarity, change in terms:
-            step = self.pulse_step(xbar, array, polarity)
-            n = change / step
-            k = self.quantise(n, gen)
+        for (array, polarity, change), n, k in zip(terms, n_all, k_all):
             counts[array] = counts[array] + polarity * k
             if accumulate:  # the part below one pulse waits; + for SET on G+ / RESET on G-
+                step = steps[(array, polarity)]
                 remainder += (1 if (array == "plus") == (polarity > 0) else -1) * (n - torch.floor(n)) * step
         if accumulate:
             self.residuals[xbar] = remainder
