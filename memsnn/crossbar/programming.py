@@ -45,7 +45,7 @@ from dataclasses import dataclass, field
 import torch
 
 from ..device_models import DeviceModel, DeviceState
-from .schedule import DensePhase, OuterPhase
+from .schedule import DensePhase, OuterPhase, sparse_phases
 
 __all__ = ["ProgramReport", "program_weights", "merge_states", "METHODS"]
 
@@ -267,12 +267,20 @@ def _open_loop(model: DeviceModel, state: DeviceState, target: Tensor, gen, k_ma
     counts = counts.view(2, rows, cols)
     if step_gains is None and mask is None:  # one parallel RESET phase for the whole array (rows
         # driven for all n_reset slots: an aligned phase gives min(row, column) pulses per device)
-        reset_phases = OuterPhase(torch.full((rows,), n_reset, dtype=torch.int32),
-                                  torch.full((cols,), -n_reset, dtype=torch.int32)).hardware_phases()
+        phases = OuterPhase(torch.full((rows,), n_reset, dtype=torch.int32),
+                            torch.full((cols,), -n_reset, dtype=torch.int32)).hardware_phases()
+        phases += DensePhase(counts[1].to(torch.int32)).hardware_phases()
+    elif idx is not None and idx.numel() <= _FEW:  # every masked device is RESET, some SET
+        flat, on = idx.tolist(), (k > 0).tolist()
+        phases = sparse_phases(flat, cols) + sparse_phases([i for i, o in zip(flat, on) if o], cols)
     else:
-        reset_phases = DensePhase(counts[0].to(torch.int32)).hardware_phases()
+        phases = DensePhase(counts[0].to(torch.int32)).hardware_phases() + DensePhase(counts[1].to(torch.int32)).hardware_phases()
     state = model._apply_sequence(state, counts, amplitude=amplitude, generator=gen)
-    return state, reset_phases + DensePhase(counts[1].to(torch.int32)).hardware_phases()
+    return state, phases
+
+
+#: masks of at most this many devices count their hardware phases in Python (sparse_phases)
+_FEW = 256
 
 
 def merge_states(old: DeviceState, new: DeviceState, mask: Tensor) -> DeviceState:

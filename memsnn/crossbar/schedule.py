@@ -187,6 +187,13 @@ class OuterPhase:
         return frame
 
 
+def sparse_phases(flat: list[int], cols: int) -> int:
+    """:meth:`DensePhase.hardware_phases` of one polarity for few pulsed devices, given by their
+    flat (row-major) indices into an array of ``cols`` columns: the smaller of the number of rows
+    and of columns they occupy (Python sets: cheaper than tensor reductions for a handful)."""
+    return min(len({i // cols for i in flat}), len({i % cols for i in flat}))
+
+
 @dataclass
 class DensePhase:
     """Signed pulse counts per device: ``plus`` ``[R, C]`` and ``minus`` ``[R, C]`` (or None)."""

@@ -397,3 +397,33 @@ def test_binary_fast_path_has_the_same_read_noise():
     torch.testing.assert_close(fast.mean(0), slow.mean(0), rtol=0, atol=float(5 * slow.std(0).max() / 6000**0.5))
     torch.testing.assert_close(fast.std(0), slow.std(0), rtol=0.06, atol=0)
     assert slow.std(0).min() > 0
+
+
+def test_sparse_phases_count_the_dense_phases_lines():
+    """The Python count of a few pulsed devices' lines is DensePhase.hardware_phases of the same
+    pulses, and a masked open-loop program reports the same phases either way."""
+    from memsnn.crossbar import programming
+    from memsnn.crossbar.schedule import DensePhase, sparse_phases
+
+    gen = torch.Generator().manual_seed(0)
+    for n in (1, 3, 12, 40):
+        counts = torch.zeros(24, 17, dtype=torch.int32)
+        flat = torch.randperm(24 * 17, generator=gen)[:n]
+        counts.view(-1)[flat] = 3
+        assert sparse_phases(flat.tolist(), 17) == DensePhase(counts).hardware_phases()
+    assert sparse_phases([0, 1, 2], 17) == 1 and sparse_phases([0, 17, 34], 17) == 1
+    assert sparse_phases([0, 18], 17) == 2
+
+    reports = []
+    for few in (10**6, 0):
+        xbar = Crossbar(24, 17, "srtio3", seed=1)
+        mask = torch.zeros(24, 17, dtype=torch.bool)
+        mask.view(-1)[torch.randperm(24 * 17, generator=torch.Generator().manual_seed(2))[:9]] = True
+        w = torch.rand(24, 17, generator=torch.Generator().manual_seed(3)) * 2 - 1
+        programming._FEW, old = few, programming._FEW
+        try:
+            reports.append(xbar.program(w, method="open_loop", mask=mask))
+        finally:
+            programming._FEW = old
+    assert reports[0].hardware_phases == reports[1].hardware_phases > 0
+    assert reports[0].pulses == reports[1].pulses
