@@ -46,6 +46,7 @@ import torch
 from torch import nn
 
 from ..device_models import DeviceModel, DeviceState, make_device
+from ..device_models.base import check_pulses
 from ..device_models.storage import device_payload, devices_from_payload
 from ..files import atomic_path
 from ..params import Params, param
@@ -528,12 +529,13 @@ class Crossbar:
         pulses0, energy0 = self.total_pulses, self.energy
         half_total = 0
         for ph in schedule:
-            if isinstance(ph, DensePhase):
-                for name, counts in (("plus", ph.plus), ("minus", ph.minus)):
-                    if counts is None:
-                        continue
-                    state = getattr(self, name)
-                    self._set_array(name, self.model.apply_pulses(state, counts.to(self.device), amplitude=ph.amplitude, width=ph.width, generator=self.generator))
+            if isinstance(ph, DensePhase):  # both arrays of a pair in one sequence
+                arrays = [(n, c) for n, c in (("plus", ph.plus), ("minus", ph.minus)) if c is not None]
+                states = [getattr(self, n) for n, _ in arrays]
+                counts = [check_pulses(c, st.shape, self.device).to(st.dtype).unsqueeze(0) for (_, c), st in zip(arrays, states)]
+                new = self.model.apply_sequences(states, counts, amplitude=ph.amplitude, width=ph.width, generator=self.generator)
+                for (name, _), st in zip(arrays, new):
+                    self._set_array(name, st)
                 continue
             half_total += self._apply_outer(ph, disturb)
         self._touch()

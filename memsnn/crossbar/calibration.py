@@ -105,10 +105,9 @@ class StepCalibration:
         beyond the end segments, within half to twice the end segment's gain), or the mean over
         segments when ``g`` is None. ``index``: flat indices (into ``[in * out]``) of the devices
         wanted; the gains ``[n]`` of those alone, with ``g`` ``[n]`` (or a number). A tuple of
-        array names gives ``[len(name), in, out]`` (``g`` shaped so)."""
+        array names gives ``[len(name), in, out]`` (``g`` shaped so; ``index`` then counts into
+        ``[len(name) * in * out]``)."""
         if not isinstance(name, str):  # several arrays at once: [len(name), in, out]
-            if index is not None:
-                raise ValueError("index= takes one array name")
             gains = self._stacked("set_gain" if polarity > 0 else "reset_gain", tuple(name))
         else:
             gains = (self.set_gain if polarity > 0 else self.reset_gain)[name]

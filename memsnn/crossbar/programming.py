@@ -191,15 +191,18 @@ def program_weights(
     if method == "write_verify":
         iterations, phases = _write_verify(xbar, targets, tol_s, max_iter, k_max, gain, amplitude, settle, mask, patience,
                                            step_gains)
-    for name, target in targets if method != "write_verify" else []:
-        old: DeviceState = getattr(xbar, name)
-        if method == "direct":
+    if method == "open_loop":  # masked devices only get pulses: the others are left exactly as they were
+        names = [n for n, _ in targets]
+        states, phases = _open_loop(model, [getattr(xbar, n) for n in names], [t for _, t in targets], names,
+                                    xbar.generator, k_max, amplitude, mask, step_gains)
+        iterations = 1
+        for name, state in zip(names, states):
+            xbar._set_array(name, state)
+    elif method == "direct":
+        for name, target in targets:
+            old: DeviceState = getattr(xbar, name)
             state = model.program(old, target, generator=xbar.generator)
-        else:
-            # masked devices only get pulses: the others are left exactly as they were
-            state, ph = _open_loop(model, old, target, xbar.generator, k_max, amplitude, mask, step_gains, name)
-            iterations, phases = 1, phases + ph
-        xbar._set_array(name, state if mask is None or method != "direct" else merge_states(old, state, mask))
+            xbar._set_array(name, state if mask is None else merge_states(old, state, mask))
     if not check:
         return ProgramReport.cost_only(method, iterations, xbar.total_pulses - pulses0, xbar.energy - energy0,
                                        xbar.reads - reads0, phases, tol_s)
@@ -238,45 +241,58 @@ def program_weights(
     )
 
 
-def _open_loop(model: DeviceModel, state: DeviceState, target: Tensor, gen, k_max: int, amplitude, mask=None,
-               step_gains=None, name: str = "plus"):
-    """The full RESET, then the nominal SET count from ``g_min`` to ``target``: one pulse sequence
-    (nothing reads the array between them), on the ``mask``ed devices (every device when None).
-    With ``step_gains`` each device's SET count is divided by its SET gain half way up the path
-    and its RESET count by its mean RESET gain over the window. Returns ``(state, hardware phases)``."""
+def _open_loop(model: DeviceModel, states: list[DeviceState], targets: list[Tensor], names: list[str], gen,
+               k_max: int, amplitude, mask=None, step_gains=None) -> tuple[list[DeviceState], int]:
+    """The full RESET, then the nominal SET count from ``g_min`` to each target: one pulse
+    sequence for every array together (nothing reads them in between), on the ``mask``ed devices
+    (every device when None). With ``step_gains`` each device's SET count is divided by its SET
+    gain half way up the path and its RESET count by its mean RESET gain over the window.
+    Returns ``(new states, hardware phases)``."""
+    if len({tuple(t.shape) for t in targets}) > 1:  # arrays of other shapes: one after the other
+        out = [_open_loop(model, [s], [t], [n], gen, k_max, amplitude, mask, step_gains) for s, t, n in zip(states, targets, names)]
+        return [o[0][0] for o in out], sum(o[1] for o in out)
     p = model.params
     n_reset = model.full_reset_pulses(amplitude)
-    rows, cols = state.shape
-    # the counts of the devices that get pulses: flat indices idx (None: all)
-    idx = None if mask is None else mask.to(state.device).reshape(-1).nonzero().squeeze(1)
-    tgt = target if idx is None else target.reshape(-1).index_select(0, idx)
+    A, (rows, cols) = len(states), states[0].shape
+    per, device, dtype = rows * cols, states[0].device, states[0].dtype
+    tgt = torch.stack(targets) if A > 1 else targets[0].unsqueeze(0)  # [A, rows, cols]
+    # the counts of the devices that get pulses: flat indices idx into [A * rows * cols] (None: all)
+    idx = None
+    if mask is not None:
+        idx = mask.to(device).reshape(-1).nonzero().squeeze(1)
+        idx = (idx + per * torch.arange(A, device=device).unsqueeze(1)).reshape(-1) if A > 1 else idx
+        tgt = tgt.reshape(-1).index_select(0, idx)
     needed = model.pulses_needed(torch.tensor(p.g_min, dtype=torch.float64, device=tgt.device), tgt, amplitude=amplitude)
     if step_gains is not None:  # measured steps: a slow device gets more RESET pulses, a fast one fewer SET pulses
-        needed = needed / step_gains.gain(name, +1, 0.5 * (p.g_min + tgt), index=idx).to(needed.device, needed.dtype)
-        reset_gain = step_gains.gain(name, -1, index=idx).to(needed.device, torch.float64)
+        arrays = tuple(names)
+        needed = needed / step_gains.gain(arrays, +1, 0.5 * (p.g_min + tgt), index=idx).to(needed.device, needed.dtype)
+        reset_gain = step_gains.gain(arrays, -1, index=idx).to(needed.device, torch.float64)
         k_reset = -torch.ceil(n_reset / reset_gain.clamp(min=0.05))
     else:
         k_reset = torch.full_like(needed, -float(n_reset))
     k = needed.round().clamp(0, k_max)
-    counts = torch.zeros((2, rows * cols), dtype=state.dtype, device=state.device)
+    counts = torch.zeros((2, A * per), dtype=dtype, device=device)
     if idx is None:
         counts[0], counts[1] = k_reset.reshape(-1), k.reshape(-1)
     else:
-        counts[0].index_copy_(0, idx, k_reset.to(state.dtype))
-        counts[1].index_copy_(0, idx, k.to(state.dtype))
-    counts = counts.view(2, rows, cols)
-    if step_gains is None and mask is None:  # one parallel RESET phase for the whole array (rows
-        # driven for all n_reset slots: an aligned phase gives min(row, column) pulses per device)
-        phases = OuterPhase(torch.full((rows,), n_reset, dtype=torch.int32),
-                            torch.full((cols,), -n_reset, dtype=torch.int32)).hardware_phases()
-        phases += DensePhase(counts[1].to(torch.int32)).hardware_phases()
+        counts[0].index_copy_(0, idx, k_reset.to(dtype))
+        counts[1].index_copy_(0, idx, k.to(dtype))
+    counts = counts.view(2, A, rows, cols)
+    if step_gains is None and mask is None:  # one parallel RESET phase per array (rows driven for
+        # all n_reset slots: an aligned phase gives min(row, column) pulses per device)
+        reset = OuterPhase(torch.full((rows,), n_reset, dtype=torch.int32), torch.full((cols,), -n_reset, dtype=torch.int32))
+        phases = sum(reset.hardware_phases() + DensePhase(counts[1, a].to(torch.int32)).hardware_phases() for a in range(A))
     elif idx is not None and idx.numel() <= _FEW:  # every masked device is RESET, some SET
         flat, on = idx.tolist(), (k > 0).tolist()
-        phases = sparse_phases(flat, cols) + sparse_phases([i for i, o in zip(flat, on) if o], cols)
+        phases = 0
+        for a in range(A):
+            mine = [(i - a * per, o) for i, o in zip(flat, on) if a * per <= i < (a + 1) * per]
+            phases += sparse_phases([i for i, _ in mine], cols) + sparse_phases([i for i, o in mine if o], cols)
     else:
-        phases = DensePhase(counts[0].to(torch.int32)).hardware_phases() + DensePhase(counts[1].to(torch.int32)).hardware_phases()
-    state = model._apply_sequence(state, counts, amplitude=amplitude, generator=gen)
-    return state, phases
+        phases = sum(DensePhase(counts[0, a].to(torch.int32)).hardware_phases()
+                     + DensePhase(counts[1, a].to(torch.int32)).hardware_phases() for a in range(A))
+    new = model.apply_sequences(states, [counts[:, a] for a in range(A)], amplitude=amplitude, generator=gen)
+    return new, phases
 
 
 #: masks of at most this many devices count their hardware phases in Python (sparse_phases)

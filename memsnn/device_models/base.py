@@ -171,6 +171,8 @@ class DeviceParams(Params):
 
 # Names of the DeviceState tensor fields (all shaped like the array, except `dev` and `time`).
 _STATE_TENSORS = ("g", "t_prog", "g_vol", "nu", "bias", "write_offset", "stuck", "n_set", "n_reset", "energy")
+# the fields a pulse sequence changes (the others - bias, stuck, dev, time - it leaves as they are)
+_PULSED_TENSORS = ("g", "t_prog", "g_vol", "nu", "write_offset", "n_set", "n_reset", "energy")
 
 
 @dataclass
@@ -272,7 +274,7 @@ def _memo_of(t: Tensor, key: Any, compute):
     tid = id(t)
     entry = _TENSOR_MEMO.get(tid)
     if entry is None or entry[0]() is not t:
-        entry = _TENSOR_MEMO[tid] = (weakref.ref(t, lambda _, tid=tid: _TENSOR_MEMO.pop(tid, None)), {})
+        entry = _TENSOR_MEMO[tid] = (weakref.ref(t, lambda _, tid=tid, memo=_TENSOR_MEMO: memo.pop(tid, None)), {})
     memo = entry[1]
     if key not in memo:
         memo[key] = compute()
@@ -794,6 +796,33 @@ class DeviceModel:
             g=g_new, t_prog=t_prog, g_vol=g_vol, write_offset=write_offset, nu=nu,
             energy=energy, n_set=state.n_set + n_set_add, n_reset=state.n_reset + n_reset_add,
         )
+
+    def apply_sequences(self, states: list[DeviceState], counts: list[Tensor], *,
+                        amplitude: float | None = None, width: float | None = None,
+                        generator: torch.Generator | int | None = None) -> list[DeviceState]:
+        """:meth:`_apply_sequence` of several arrays of equal shape and time (a differential
+        pair's two arrays) as one sequence on their stacked states: the same distribution as one
+        array after the other, half the operations. ``counts``: one ``[B, *shape]`` float tensor
+        of whole numbers per array (validated by the caller). Only the fields a pulse changes are
+        unstacked; the per-device parameters are stacked once per set of arrays."""
+        if len(states) == 1:
+            return [self._apply_sequence(states[0], counts[0], amplitude=amplitude, width=width, generator=generator)]
+        if len({s.time for s in states}) != 1 or len({s.shape for s in states}) != 1:
+            raise ValueError("apply_sequences needs arrays of one shape at one time")
+        key = ("stacked_dev",) + tuple(id(s.dev["scale_set"]) for s in states[1:])
+        origin = [s.dev["scale_set"] for s in states]  # kept, so that no id above can be reused
+
+        def stack_dev():
+            return origin, {k: torch.stack([s.dev[k] for s in states]) for k in states[0].dev}
+
+        kept, dev = _memo_of(states[0].dev["scale_set"], key, stack_dev)
+        if any(a is not b for a, b in zip(kept, origin)):  # pragma: no cover - ids are held above
+            dev = stack_dev()[1]
+        stacked = DeviceState(**{n: torch.stack([getattr(s, n) for s in states]) for n in _STATE_TENSORS},
+                              dev=dev, time=states[0].time)
+        out = self._apply_sequence(stacked, torch.stack(counts, dim=1), amplitude=amplitude, width=width,
+                                   generator=generator)
+        return [s.replace(**{n: getattr(out, n)[i] for n in _PULSED_TENSORS}) for i, s in enumerate(states)]
 
     def _pulse_factors(self, state: DeviceState, amplitude, width) -> tuple:
         """``(amp_set, amp_reset, same_amp, s_set, s_reset, e_set, e_reset)`` of a sequence:

@@ -87,3 +87,37 @@ def test_the_subset_is_used_below_the_fraction_only(monkeypatch):
     model.apply_pulse_sequence(state, many, generator=0)
     model.apply_pulse_sequence(state, torch.zeros_like(few), generator=0)  # nothing pulsed: no step
     assert calls == [1, 1000]
+
+
+@pytest.mark.parametrize("preset,overrides", [("srtio3", {}), ("rram", {}), ("ideal", dict(step_std=0.3)),
+                                              ("srtio3", dict(p_stuck_min=0.1, p_stuck_max=0.1))])
+def test_two_arrays_stacked_are_the_arrays_one_after_the_other(monkeypatch, preset, overrides):
+    """apply_sequences (a pair's arrays as one stacked sequence): without c2c noise exactly the
+    arrays' own sequences; with it the same distribution; the per-device parameters stay each
+    array's own."""
+    quiet = make_device(preset, **dict(overrides, step_std=0.0, write_noise_std=0.0))
+    noisy = make_device(preset, **overrides)
+    for model in (quiet, noisy):
+        n = 20000
+        a, b = _state(model, n, seed=0), _state(model, n, seed=5)
+        gen = torch.Generator().manual_seed(4)
+        ka = torch.randint(-3, 4, (2, n), generator=gen).to(a.dtype)
+        kb = torch.randint(-3, 4, (2, n), generator=gen).to(a.dtype)
+        both = model.apply_sequences([a, b], [ka, kb], generator=torch.Generator().manual_seed(1))
+        gen1 = torch.Generator().manual_seed(1)
+        alone = [model._apply_sequence(s, k, generator=gen1) for s, k in ((a, ka), (b, kb))]
+        for got, want, orig in zip(both, alone, (a, b)):
+            assert got.dev is orig.dev and got.stuck is orig.stuck and got.time == orig.time
+            for name in ("n_set", "n_reset", "t_prog"):
+                assert torch.equal(getattr(got, name), getattr(want, name))
+            if model is quiet:
+                for name, t in want.tensors().items():
+                    assert torch.equal(getattr(got, name.split(".")[-1]) if not name.startswith("dev.") else got.dev[name[4:]], t), name
+            else:
+                d_got, d_want = got.g - orig.g, want.g - orig.g
+                moved = (d_want != 0)
+                m, sd = int(moved.sum()), float(d_want[moved].std())
+                assert abs(float(d_got[moved].mean() - d_want[moved].mean())) < 5 * sd * (2 / m) ** 0.5
+                assert abs(float(d_got[moved].std()) / sd - 1) < 5 / m**0.5
+    with pytest.raises(ValueError, match="one shape at one time"):
+        quiet.apply_sequences([a, quiet.advance(b, 1.0)], [ka, kb])
