@@ -232,6 +232,12 @@ class DeviceState:
             memo[key] = compute()
         return memo[key]
 
+    def remember(self, key: Any, value: Any) -> "DeviceState":
+        """Store ``value`` as :meth:`memo`'s result for ``key`` (it must be what ``compute`` would
+        give: e.g. a pulse sequence's conductances, which it knows); returns the state."""
+        self.__dict__.setdefault("_memo", {})[key] = value
+        return self
+
     def __getstate__(self) -> dict:  # pickles (and deep copies) without the memo
         return {k: v for k, v in self.__dict__.items() if k != "_memo"}
 
@@ -792,10 +798,14 @@ class DeviceModel:
             xi = torch.randn(shape, generator=gen, device=state.device, dtype=state.dtype)
             write_offset = torch.where(touched, p.write_noise_std * self._reference_step(dev) * xi, write_offset)
         nu = self._on_programmed(state, g, touched, gen)
-        return state.replace(
+        new = state.replace(
             g=g_new, t_prog=t_prog, g_vol=g_vol, write_offset=write_offset, nu=nu,
             energy=energy, n_set=state.n_set + n_set_add, n_reset=state.n_reset + n_reset_add,
         )
+        if self._drifts():  # the new state's drifted conductance now is g: an untouched device's
+            # g_start (same g, t_prog, nu and time), a pulsed one's own (no drift since its pulse)
+            new.remember(("longterm", id(self)), g)
+        return new
 
     def apply_sequences(self, states: list[DeviceState], counts: list[Tensor], *,
                         amplitude: float | None = None, width: float | None = None,
@@ -822,7 +832,11 @@ class DeviceModel:
                               dev=dev, time=states[0].time)
         out = self._apply_sequence(stacked, torch.stack(counts, dim=1), amplitude=amplitude, width=width,
                                    generator=generator)
-        return [s.replace(**{n: getattr(out, n)[i] for n in _PULSED_TENSORS}) for i, s in enumerate(states)]
+        parts = [s.replace(**{n: getattr(out, n)[i] for n in _PULSED_TENSORS}) for i, s in enumerate(states)]
+        if self._drifts():
+            g = self.conductance_longterm(out)  # remembered by the sequence
+            parts = [part.remember(("longterm", id(self)), g[i]) for i, part in enumerate(parts)]
+        return parts
 
     def _pulse_factors(self, state: DeviceState, amplitude, width) -> tuple:
         """``(amp_set, amp_reset, same_amp, s_set, s_reset, e_set, e_reset)`` of a sequence:
@@ -935,7 +949,7 @@ class DeviceModel:
 
     def conductance_longterm(self, state: DeviceState, at: float | None = None) -> Tensor:
         """Noise-free long-term conductance at time ``at`` (default: the state's time), drift included (S)."""
-        if self.params.drift_nu == 0 and not self._has_dynamic_nu():
+        if not self._drifts():
             self._elapsed(state, at)  # validates at
             return state.g
         if at is None or at == state.time:  # the state's own time: computed once per state
@@ -948,6 +962,9 @@ class DeviceModel:
 
     def _has_dynamic_nu(self) -> bool:
         return False
+
+    def _drifts(self) -> bool:
+        return self.params.drift_nu != 0 or self._has_dynamic_nu()
 
     def conductance(self, state: DeviceState, at: float | None = None) -> Tensor:
         """Noise-free conductance at time ``at``: long-term (drifted) + volatile + write offset (S)."""

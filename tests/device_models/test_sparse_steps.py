@@ -121,3 +121,18 @@ def test_two_arrays_stacked_are_the_arrays_one_after_the_other(monkeypatch, pres
                 assert abs(float(d_got[moved].std()) / sd - 1) < 5 / m**0.5
     with pytest.raises(ValueError, match="one shape at one time"):
         quiet.apply_sequences([a, quiet.advance(b, 1.0)], [ka, kb])
+
+
+@pytest.mark.parametrize("preset", ["srtio3", "pcm"])
+def test_a_sequences_remembered_conductance_is_the_computed_one(preset):
+    """A pulse sequence hands its result's drifted conductance to the new state's memo: exactly
+    what conductance_longterm computes from the new state's fields (drifted devices included)."""
+    model = make_device(preset)
+    state = model.advance(_state(model, 5000), 3600.0)
+    counts = torch.zeros((1, 5000), dtype=state.dtype)
+    counts[0, ::7], counts[0, 3::11] = 2, -1
+    for new in (model._apply_sequence(state, counts, generator=0),
+                *model.apply_sequences([state, state], [counts, counts.flip(1)], generator=0)):
+        fresh = new.replace()  # the same fields, an empty memo
+        assert torch.equal(model.conductance_longterm(new), model.conductance_longterm(fresh))
+        assert not torch.equal(model.conductance_longterm(fresh), fresh.g)  # it drifted
