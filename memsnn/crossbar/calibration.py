@@ -107,20 +107,21 @@ class StepCalibration:
         wanted; the gains ``[n]`` of those alone, with ``g`` ``[n]`` (or a number). A tuple of
         array names gives ``[len(name), in, out]`` (``g`` shaped so; ``index`` then counts into
         ``[len(name) * in * out]``)."""
-        if not isinstance(name, str):  # several arrays at once: [len(name), in, out]
-            gains = self._stacked("set_gain" if polarity > 0 else "reset_gain", tuple(name))
-        else:
-            gains = (self.set_gain if polarity > 0 else self.reset_gain)[name]
+        def table(which: str) -> Tensor:  # the measured table, in g's dtype when g is a float tensor
+            t = getattr(self, which)[name] if isinstance(name, str) else self._stacked(which, tuple(name))
+            if isinstance(g, torch.Tensor) and g.dtype.is_floating_point and g.dtype != t.dtype:
+                t = _memo_of(t, ("as", g.dtype), lambda: t.to(g.dtype))  # converted once
+            return t
+
+        gains = table("set_gain" if polarity > 0 else "reset_gain")
         if gains.shape[0] == 1:
             return gains[0] if index is None else gains[0].reshape(-1).index_select(0, index)
         if g is None:  # the same on every update: computed once per measured gains
             mean = _memo_of(gains, "mean", lambda: gains.mean(dim=0))
             return mean if index is None else mean.reshape(-1).index_select(0, index)
+        levels = table("set_level" if polarity > 0 else "reset_level").to(gains.dtype)
         if index is not None:
             gains = gains.reshape(gains.shape[0], -1).index_select(1, index)
-        which = "set_level" if polarity > 0 else "reset_level"
-        levels = (getattr(self, which)[name] if isinstance(name, str) else self._stacked(which, tuple(name))).to(gains.dtype)
-        if index is not None:
             levels = levels.reshape(levels.shape[0], -1).index_select(1, index)
         g = torch.as_tensor(g, dtype=gains.dtype, device=gains.device).expand(gains.shape[1:])
         hi = (g.unsqueeze(0) > levels).sum(dim=0).clamp(1, gains.shape[0] - 1).unsqueeze(0)

@@ -178,9 +178,11 @@ class PulseScheduler:
             if "minus" in arrays and xbar.params.mapping != "differential":
                 raise ValueError("a single-device mapping has no minus array to pulse")
             states = [getattr(xbar, a) for a in arrays]
-            g = torch.stack([model.conductance_longterm(s) for s in states]).to(torch.float64)
+            # in the arrays' dtype: the controller's estimate needs no more precision than the
+            # devices' own arithmetic (float32: a step of 1 % of G to 1e-5 relative)
+            g = torch.stack([model.conductance_longterm(s) for s in states])
             if p.step == "device":
-                dev = {k: torch.stack([s.dev[k] for s in states]).to(torch.float64) for k in states[0].dev}
+                dev = {k: torch.stack([s.dev[k] for s in states]) for k in states[0].dev}
         dg = model.nominal_step(g, polarity, amplitude=p.amplitude, width=p.width, dev=dev).abs()
         if cal is not None:
             dg = dg * cal.gain(arrays, polarity, g).to(dg.device, dg.dtype)

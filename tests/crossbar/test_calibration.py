@@ -136,3 +136,22 @@ def test_segmented_calibration_follows_the_law_inside_the_window_better_than_one
         calibrate_steps(xbar, segments=0)
     with pytest.raises(ValueError, match="pulses=2 must be an integer >= segments = 4"):
         calibrate_steps(xbar, segments=4, pulses=2)
+
+
+def test_segment_gains_in_float32_index_and_stacked_arrays_agree_with_the_float64_table():
+    """gain() interpolates in g's dtype (the scheduler's float32 controller), for a subset of
+    devices (index=) and for both arrays at once: the float64 result to float32 rounding."""
+    xbar = Crossbar(12, 10, "srtio3", seed=3)
+    xbar.program(torch.rand(12, 10, generator=torch.Generator().manual_seed(0)) - 0.5, method="open_loop")
+    cal = calibrate_steps(xbar, segments=4, restore="none")
+    g64 = torch.rand(12, 10, generator=torch.Generator().manual_seed(1), dtype=torch.float64) * 9e-8 + 5e-9
+    ref = cal.gain("plus", +1, g64)
+    got = cal.gain("plus", +1, g64.float())
+    assert got.dtype == torch.float32 and ref.dtype == torch.float64
+    torch.testing.assert_close(got.double(), ref, rtol=1e-5, atol=0.0)
+    both = cal.gain(("plus", "minus"), +1, torch.stack([g64, g64]))
+    assert torch.equal(both[0], ref) and torch.equal(both[1], cal.gain("minus", +1, g64))
+    idx = torch.tensor([0, 17, 119, 120 + 5])  # into [2 * 12 * 10]: three plus devices, one minus
+    sub = cal.gain(("plus", "minus"), +1, torch.stack([g64, g64]).reshape(-1)[idx], index=idx)
+    assert torch.equal(sub, both.reshape(-1)[idx])
+    assert torch.equal(cal.gain(("plus", "minus"), -1, index=idx), cal.gain(("plus", "minus"), -1).reshape(-1)[idx])
