@@ -16,7 +16,10 @@ VMM, per row tile ``t`` (:mod:`memsnn.crossbar.periphery` for the stages)::
 Read noise: each device read is ``G * (1 + r * xi)`` with independent ``xi`` per device and per
 input vector; summed over a column this is exactly a Gaussian of variance
 ``sum_i V_i**2 G_i**2 r_i**2``, which is what is sampled (``s = G * r``) - exact in distribution and
-far cheaper than drawing a noisy copy of the array for every input. With IR drop the wire solve
+far cheaper than drawing a noisy copy of the array for every input. On the CPU the standard
+normals come from the crossbar's :class:`~memsnn.crossbar.noise_stream.NoiseStream` (chunks of
+rows drawn on several threads; fixed by the seed and each row's place in the read history, saved
+with the crossbar), on other devices from its generator. With IR drop the wire solve
 uses the noise-free conductances and the same output-referred read noise is added (a second-order
 approximation).
 
@@ -50,6 +53,7 @@ from ..device_models.storage import device_payload, devices_from_payload
 from ..files import atomic_path
 from ..params import Params, param
 from .mapping import MAPPINGS, conductances_to_weights, from_linear_weight, to_linear_weight, weights_to_conductances
+from .noise_stream import NoiseStream, stream_key
 from .periphery import PeripheryParams, dac
 from .schedule import DensePhase, OuterPhase, PulseSchedule
 
@@ -129,6 +133,7 @@ class Crossbar:
         self.reads = 0
         self.bias: Tensor | None = None  # digital bias, kept for nn.Linear round trips
         self._cache: dict[str, Any] | None = None
+        self._noise: NoiseStream | None = None  # read-noise normals (CPU), built on first use
         shape = (in_features, out_features)
         self.plus = self.model.init_state(shape, device=self.device, dtype=dtype, generator=self.generator)
         if self.params.mapping == "differential":
@@ -277,11 +282,12 @@ class Crossbar:
         the read-noise variance comes out of the same GEMM as the current (one call, not two).
         Large batches are processed in row chunks so that each tile's partial sums stay in cache.
 
-        Random numbers: one standard normal per (input row, row tile, output), drawn from the
-        crossbar's generator in that row-major order, so splitting a batch into several calls (a
-        per-step network) consumes the same numbers as one call on all rows (a multi-step network)
-        whenever each call's ``rows * n_row_tiles * out`` is a multiple of 16 (block size of torch's
-        CPU normal sampler; the distribution is the same either way).
+        Random numbers: one standard normal per (input row, row tile, output), in that row-major
+        order. On the CPU they come from :attr:`noise_stream` (chunks of rows drawn on
+        ``torch.get_num_threads()`` threads; each row's numbers are fixed by the seed and the row's
+        place in the crossbar's read history), so splitting a batch into several calls (a per-step
+        network) reads exactly the numbers of one call on all rows (a multi-step network), with
+        any thread count. On other devices they come from the crossbar's generator.
         """
         squeeze = isinstance(x, torch.Tensor) and x.dim() == 1
         x, nonneg = self._checked_input(x, binary)
@@ -365,11 +371,14 @@ class Crossbar:
         else:
             std = math.sqrt(out_var) if out_var > 0 else None
         if std is not None:
-            noise = torch.randn((B, n_rt, out), generator=self.generator, device=self.device, dtype=i.dtype).transpose(0, 1)
+            noise = self._normals(B, i.dtype).view(B, n_rt, out).transpose(0, 1)
+            # in place, except on the fused GEMM's current half (a strided view): that sum goes to
+            # a new contiguous tensor, which the ADC's in-place ops need
+            dst = i if i.is_contiguous() else torch.empty((n_rt, B, out), dtype=i.dtype, device=i.device)
             if isinstance(std, torch.Tensor):
-                i = torch.addcmul(i, noise, std, out=torch.empty((n_rt, B, out), dtype=i.dtype, device=i.device))
+                i = torch.addcmul(i, noise, std, out=dst)
             else:
-                i = torch.add(i, noise, alpha=std, out=torch.empty((n_rt, B, out), dtype=i.dtype, device=i.device))
+                i = torch.add(i, noise, alpha=std, out=dst)
         scale = (per.x_max / per.v_read) * (self.scale / self._w_norm) / f
         if step is not None:  # an ADC per tile; its integer codes add up digitally
             if not i.is_contiguous():
@@ -378,6 +387,24 @@ class Crossbar:
                 i.clamp_(-per.adc_bound * self.i_unit * f, per.adc_bound * self.i_unit * f)
             i.round_()
         return (i[0] if n_rt == 1 else i.sum(0)).mul_(scale)
+
+    def _normals(self, rows: int, dtype: torch.dtype) -> Tensor:
+        """The next ``rows`` rows of read-noise normals ``[rows, n_rt * out]``: on the CPU from the
+        crossbar's :class:`~memsnn.crossbar.noise_stream.NoiseStream` (chunks drawn on several
+        threads, numbers fixed by the seed and the row's place in the read history), elsewhere
+        from the crossbar's generator."""
+        width = self.n_tiles[0] * self.out_features
+        if self.device.type != "cpu":
+            return torch.randn((rows, width), generator=self.generator, device=self.device, dtype=dtype)
+        return self.noise_stream.draw(rows, dtype)
+
+    @property
+    def noise_stream(self) -> NoiseStream:
+        """The CPU read-noise stream (see :mod:`memsnn.crossbar.noise_stream`); its ``position``
+        counts the input vectors read so far with noise and may be set to replay reads."""
+        if getattr(self, "_noise", None) is None:
+            self._noise = NoiseStream(stream_key(self.seed), self.n_tiles[0] * self.out_features)
+        return self._noise
 
     def _tiled_rows(self, v: Tensor) -> Tensor:
         """Row voltages ``[B, in]`` as ``[n_rt, B, tile_rows]`` (the last tile zero-padded)."""
@@ -655,6 +682,7 @@ class Crossbar:
             "plus": device_payload(self.model, self.plus),
             "minus": device_payload(self.model, self.minus),
             "generator": self.generator.get_state(),
+            "noise_rows": self.noise_stream.position,
             "bias": getattr(self, "bias", None),
         }
 
@@ -683,6 +711,7 @@ class Crossbar:
         xbar.plus, xbar.minus = plus, minus
         xbar.bias = data.get("bias")
         xbar._cache = None
+        xbar._noise = NoiseStream(stream_key(xbar.seed), xbar.n_tiles[0] * xbar.out_features, int(data.get("noise_rows", 0)))
         return xbar
 
     def save(self, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
