@@ -54,7 +54,7 @@ from ..files import atomic_path
 from ..params import Params, param
 from .mapping import MAPPINGS, conductances_to_weights, from_linear_weight, to_linear_weight, weights_to_conductances
 from .noise_stream import NoiseStream, stream_key
-from .periphery import PeripheryParams, dac
+from .periphery import PeripheryParams, dac, dac_codes
 from .schedule import DensePhase, OuterPhase, PulseSchedule
 
 __all__ = ["CrossbarParams", "Crossbar", "ScheduleResult"]
@@ -340,10 +340,10 @@ class Crossbar:
         B = x.shape[0]
         step = per.adc_step(self.i_unit)
         f = 1.0 if step is None else 1.0 / step  # currents are computed in ADC codes (A * f)
-        # spikes (0 or x_max) are exact DAC codes: only the scaling to volts remains, and it is
-        # folded into the GEMM's matrix (v_in = x * v_read / x_max)
-        v_in = per.v_read / per.x_max if binary else 1.0
-        v = x if binary else dac(x, per)
+        # the row voltages are v * v_in: DAC codes (or, without a DAC, the inputs) times the volts
+        # of one code, and v_in is folded into the GEMM's matrix; spikes (0 or x_max) are exact
+        # codes of themselves, so they go to the GEMM as they are
+        v, v_in = (x, per.v_read / per.x_max) if binary else dac_codes(x, per)
         var = None
         if p.ir_drop != "none":
             i = self._ir_currents(self._tiled_rows(v * v_in))
@@ -364,10 +364,12 @@ class Crossbar:
                 v_t = self._tiled_rows(v)
                 var = torch.bmm(v_t * v_t, self._scaled(cache, "var", v_in))
             if var_const > 0:
-                var = var + self._row_norms2(v).mul_(var_const * v_in * v_in)
+                var = var + self._row_norms(v).square_().mul_(var_const * v_in * v_in)
             std = (var.add_(out_var) if out_var > 0 else var).sqrt_()
         elif var_const > 0:  # the same for every device: only the input's norm matters
-            std = self._row_norms2(v).mul_(var_const * v_in * v_in).add_(out_var).sqrt_()
+            std = self._row_norms(v).mul_(math.sqrt(var_const) * v_in)  # sqrt(var_const V^2 + out_var)
+            if out_var > 0:
+                std = std.hypot_(torch.tensor(math.sqrt(out_var), dtype=std.dtype))
         else:
             std = math.sqrt(out_var) if out_var > 0 else None
         if std is not None:
@@ -412,10 +414,13 @@ class Crossbar:
         pad = n_rt * tr - self.in_features
         return (torch.nn.functional.pad(v, (0, pad)) if pad else v).view(v.shape[0], n_rt, tr).transpose(0, 1)
 
-    def _row_norms2(self, v: Tensor) -> Tensor:
-        """``sum_i v_i**2`` over each row tile's inputs: ``[n_rt, B, 1]``."""
+    def _row_norms(self, v: Tensor) -> Tensor:
+        """``sqrt(sum_i v_i**2)`` over each row tile's inputs: ``[n_rt, B, 1]`` (one op when the
+        tiles divide the rows evenly)."""
         n_rt, tr = self.n_tiles[0], self.params.tile_rows
-        return torch.stack([torch.linalg.vector_norm(v[:, t * tr:(t + 1) * tr], dim=1, keepdim=True).square_()
+        if n_rt * tr == self.in_features:
+            return torch.linalg.vector_norm(v.view(v.shape[0], n_rt, tr), dim=2, keepdim=True).transpose(0, 1)
+        return torch.stack([torch.linalg.vector_norm(v[:, t * tr:(t + 1) * tr], dim=1, keepdim=True)
                             for t in range(n_rt)])
 
     __call__ = vmm

@@ -69,8 +69,13 @@ def _executor(workers: int) -> ThreadPoolExecutor:
         return _pool
 
 
+_local = threading.local()  # one reusable CPU generator per thread (re-seeded for every chunk)
+
+
 def _fill(tasks: list[tuple[int, Tensor]]) -> None:
-    g = torch.Generator()
+    g = getattr(_local, "generator", None)
+    if g is None:
+        g = _local.generator = torch.Generator()
     for seed, out in tasks:
         g.manual_seed(seed)
         out.normal_(generator=g)
