@@ -293,31 +293,33 @@ class Crossbar:
         x, nonneg = self._checked_input(x, binary)
         cache = self._cached()
         B = x.shape[0]
-        # row chunks of a multiple of 16 rows: the noise stream is then the same however the rows
-        # are split into calls and chunks (torch's CPU normal sampler fills blocks of 16)
+        # row chunks of about _chunk_elems partial sums (a multiple of 16 rows); each chunk's result
+        # is written into its rows of the output (no concatenation afterwards)
         rows = max(16, self._chunk_elems // (self.n_tiles[0] * self.out_features) // 16 * 16)
         fused = binary and "var" in cache and nonneg
         if B <= rows:
             y = self._vmm_block(x, cache, binary, fused)
         else:
-            y = torch.cat([self._vmm_block(x[i:i + rows], cache, binary, fused) for i in range(0, B, rows)])
+            y = torch.empty((B, self.out_features), dtype=x.dtype, device=x.device)
+            for i in range(0, B, rows):
+                self._vmm_block(x[i:i + rows], cache, binary, fused, out=y[i:i + rows])
         self.reads += B
         return y.squeeze(0) if squeeze else y
 
     def _scaled(self, cache: dict[str, Any], key: str, v_in: float = 1.0) -> Tensor:
-        """Cached ``gdiff`` / ``var`` / ``fused`` in the ADC's code units: conductances times
+        """Cached ``gdiff`` / ``var`` / ``var_binary`` in the ADC's code units: conductances times
         ``f = 1 / adc_step`` (variances times ``f**2``; ``f = 1`` without an ADC) and times the
         input's volts per unit ``v_in`` (``v_in**2`` for variances), so that the GEMM's output
-        needs no rescaling before rounding. ``fused``: ``[n_rt, tile_rows, 2 out]``, the
-        differential conductances beside the read-noise variances times the full-scale row
-        voltage, for binary inputs (``V**2 = v_full V``)."""
+        needs no rescaling before rounding. ``var_binary``: the read-noise variances times the
+        full-scale row voltage and ``v_in * f**2``, for binary inputs (``V**2 = v_full V``: the
+        variances are a GEMM of the spikes themselves)."""
         name = f"{key}_f{v_in!r}"
         if name not in cache:
             step = self.periphery.adc_step(self.i_unit)
             f = 1.0 if step is None else 1.0 / step
-            if key == "fused":
+            if key == "var_binary":
                 v_full = float(dac(torch.tensor([self.periphery.x_max], dtype=torch.float64), self.periphery))
-                cache[name] = torch.cat((cache["gdiff"] * (f * v_in), cache["var"] * (v_full * v_in * f * f)), dim=-1)
+                cache[name] = cache["var"] * (v_full * v_in * f * f)
             else:
                 cache[name] = cache[key] * (f * v_in if key == "gdiff" else (f * v_in) ** 2)
         return cache[name]
@@ -334,9 +336,10 @@ class Crossbar:
             torch.mm(v[:, rows], g[t, : rows.stop - rows.start], out=out[t])
         return out
 
-    def _vmm_block(self, x: Tensor, cache: dict[str, Any], binary: bool, fused: bool) -> Tensor:
+    def _vmm_block(self, x: Tensor, cache: dict[str, Any], binary: bool, fused: bool, out: Tensor | None = None) -> Tensor:
+        """Outputs ``[B, out_features]`` of one row chunk ``x`` (written into ``out`` if given)."""
         p, per = self.params, self.periphery
-        n_rt, out = self.n_tiles[0], self.out_features
+        n_rt, n_out = self.n_tiles[0], self.out_features
         B = x.shape[0]
         step = per.adc_step(self.i_unit)
         f = 1.0 if step is None else 1.0 / step  # currents are computed in ADC codes (A * f)
@@ -349,10 +352,12 @@ class Crossbar:
             i = self._ir_currents(self._tiled_rows(v * v_in))
             i = i.mul_(f) if f != 1.0 else i
         elif fused:
-            # spikes: V is 0 or v_full, so V**2 = v_full * V and one GEMM gives the currents and
-            # the read-noise variances sum_i V_i^2 sigma_ij^2 side by side
-            both = self._tile_mm(v, self._scaled(cache, "fused", v_in))
-            i, var = both[..., :out], both[..., out:]
+            # spikes: V is 0 or v_full, so V**2 = v_full * V and the read-noise variances
+            # sum_i V_i^2 sigma_ij^2 are a GEMM of the spikes too; two GEMMs into contiguous
+            # tensors cost what one of twice the width does, and the elementwise ops after them run
+            # 3x faster on contiguous operands than on the halves of one result
+            i = self._tile_mm(v, self._scaled(cache, "gdiff", v_in))
+            var = self._tile_mm(v, self._scaled(cache, "var_binary", v_in))
         else:
             i = self._tile_mm(v, self._scaled(cache, "gdiff", v_in))  # [n_rt, B, out]
         # read noise (output-referred, exact in distribution) and output noise: one Gaussian draw;
@@ -373,10 +378,10 @@ class Crossbar:
         else:
             std = math.sqrt(out_var) if out_var > 0 else None
         if std is not None:
-            noise = self._normals(B, i.dtype).view(B, n_rt, out).transpose(0, 1)
-            # in place, except on the fused GEMM's current half (a strided view): that sum goes to
-            # a new contiguous tensor, which the ADC's in-place ops need
-            dst = i if i.is_contiguous() else torch.empty((n_rt, B, out), dtype=i.dtype, device=i.device)
+            noise = self._normals(B, i.dtype).view(B, n_rt, n_out).transpose(0, 1)
+            # in place, except on a strided view (IR drop's currents): that sum goes to a new
+            # contiguous tensor, which the ADC's in-place ops need
+            dst = i if i.is_contiguous() else torch.empty((n_rt, B, n_out), dtype=i.dtype, device=i.device)
             if isinstance(std, torch.Tensor):
                 i = torch.addcmul(i, noise, std, out=dst)
             else:
@@ -388,7 +393,9 @@ class Crossbar:
             if per.adc_clip:
                 i.clamp_(-per.adc_bound * self.i_unit * f, per.adc_bound * self.i_unit * f)
             i.round_()
-        return (i[0] if n_rt == 1 else i.sum(0)).mul_(scale)
+        if out is None:
+            return (i[0] if n_rt == 1 else i.sum(0)).mul_(scale)
+        return torch.mul(i[0], scale, out=out) if n_rt == 1 else torch.sum(i, 0, out=out).mul_(scale)
 
     def _normals(self, rows: int, dtype: torch.dtype) -> Tensor:
         """The next ``rows`` rows of read-noise normals ``[rows, n_rt * out]``: on the CPU from the

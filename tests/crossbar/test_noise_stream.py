@@ -158,3 +158,17 @@ def test_read_noise_std_per_column_across_chunk_boundaries(threads):
     assert (std.max() / std.min()) > 1.3
     assert ((y.mean(0) - (v @ (gp - gm)) * to_w).abs() < 5 * std / math.sqrt(n)).all()
     assert ((y.std(0) / std - 1).abs() < 5 / math.sqrt(2 * n)).all()
+
+
+@pytest.mark.parametrize("binary", [False, True])
+def test_a_vmm_in_row_chunks_equals_one_block(binary):
+    """Large batches run in row chunks written into one output: the same numbers as one block
+    (the noise is fixed per row), for the fused spike path and the general one."""
+    xbar = _noisy_crossbar()
+    x = (torch.rand(100, 40, generator=torch.Generator().manual_seed(3), dtype=torch.float64) < 0.4).double()
+    one = xbar.vmm(x, binary=binary)
+    xbar.noise_stream.position = 0
+    xbar._chunk_elems = 16 * 3 * 6  # 16 rows per chunk: 7 chunks, the last one partial
+    chunked = xbar.vmm(x, binary=binary)
+    torch.testing.assert_close(chunked, one, rtol=1e-12, atol=0)
+    assert xbar.reads == 200
