@@ -29,6 +29,7 @@ Per read the distribution is what it was with one generator: independent standar
 from __future__ import annotations
 
 import math
+import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
@@ -45,6 +46,7 @@ CHUNK_NORMALS = 1 << 16
 
 _pool: ThreadPoolExecutor | None = None
 _pool_workers = 0
+_pool_pid = 0
 _pool_lock = threading.Lock()
 
 
@@ -59,13 +61,15 @@ def stream_key(seed: int) -> int:
 
 
 def _executor(workers: int) -> ThreadPoolExecutor:
-    global _pool, _pool_workers
+    """The shared pool of ``workers`` threads (a new one after a fork: a forked child has no
+    threads of its parent's pool, and submitting to it would wait forever)."""
+    global _pool, _pool_workers, _pool_pid
     with _pool_lock:
-        if _pool is None or _pool_workers != workers:
-            if _pool is not None:
+        if _pool is None or _pool_workers != workers or _pool_pid != os.getpid():
+            if _pool is not None and _pool_pid == os.getpid():
                 _pool.shutdown(wait=False)
             _pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="memsnn-noise")
-            _pool_workers = workers
+            _pool_workers, _pool_pid = workers, os.getpid()
         return _pool
 
 

@@ -172,3 +172,34 @@ def test_a_vmm_in_row_chunks_equals_one_block(binary):
     chunked = xbar.vmm(x, binary=binary)
     torch.testing.assert_close(chunked, one, rtol=1e-12, atol=0)
     assert xbar.reads == 200
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs os.fork")
+def test_a_forked_child_draws_with_threads_after_its_parent_did(threads):
+    """The worker pool is per process: a child forked after the parent used it gets its own
+    (the parent's threads do not exist in the child) and draws the same numbers."""
+    import multiprocessing as mp
+
+    threads(2)
+    ref = NoiseStream(11, 64)
+    ref.chunk_rows = 8
+    want = ref.draw(40)  # the parent's pool is now started
+    ctx = mp.get_context("fork")
+    q = ctx.Queue()
+    p = ctx.Process(target=_child_draw, args=(q,))
+    p.start()
+    try:
+        got = q.get(timeout=20)  # a child waiting on its parent's dead pool never answers
+        p.join(timeout=20)
+    finally:
+        if p.is_alive():
+            p.kill()
+    assert p.exitcode == 0
+    assert torch.equal(torch.tensor(got), want)
+
+
+def _child_draw(q):
+    torch.set_num_threads(2)
+    s = NoiseStream(11, 64)
+    s.chunk_rows = 8
+    q.put(s.draw(40).tolist())  # plain numbers: no shared-memory handles between the processes
