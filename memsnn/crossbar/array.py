@@ -274,6 +274,8 @@ class Crossbar:
     # ------------------------------------------------------------------------------------------------
     #: elements of one row-chunk's per-tile partial sums; keeps the VMM's work in cache
     _chunk_elems = 1 << 20
+    #: row chunks whose read-noise numbers are drawn together (8 M numbers, 32 MB in float32)
+    _noise_blocks = 8
 
     def vmm(self, x: Tensor, *, binary: bool = False) -> Tensor:
         """Outputs ``[B, out]`` for inputs ``x`` ``[B, in]`` (or ``[in]``) through devices and periphery.
@@ -300,9 +302,15 @@ class Crossbar:
         if B <= rows:
             y = self._vmm_block(x, cache, binary, fused)
         else:
+            # the noise of _noise_blocks row chunks is drawn at once: on several threads, one
+            # parallel draw after torch's own (OpenMP) ops costs their spin-wait once, not per chunk
+            noisy = "var" in cache or cache["var_const"] > 0 or self.periphery.output_noise > 0
             y = torch.empty((B, self.out_features), dtype=x.dtype, device=x.device)
             for i in range(0, B, rows):
-                self._vmm_block(x[i:i + rows], cache, binary, fused, out=y[i:i + rows])
+                if noisy and i % (rows * self._noise_blocks) == 0:
+                    noise, n0 = self._normals(min(B - i, rows * self._noise_blocks), x.dtype), i
+                sub = noise[i - n0:i - n0 + rows] if noisy else None
+                self._vmm_block(x[i:i + rows], cache, binary, fused, out=y[i:i + rows], noise=sub)
         self.reads += B
         return y.squeeze(0) if squeeze else y
 
@@ -336,8 +344,10 @@ class Crossbar:
             torch.mm(v[:, rows], g[t, : rows.stop - rows.start], out=out[t])
         return out
 
-    def _vmm_block(self, x: Tensor, cache: dict[str, Any], binary: bool, fused: bool, out: Tensor | None = None) -> Tensor:
-        """Outputs ``[B, out_features]`` of one row chunk ``x`` (written into ``out`` if given)."""
+    def _vmm_block(self, x: Tensor, cache: dict[str, Any], binary: bool, fused: bool, out: Tensor | None = None,
+                   noise: Tensor | None = None) -> Tensor:
+        """Outputs ``[B, out_features]`` of one row chunk ``x`` (written into ``out`` if given);
+        ``noise``: its rows' read-noise numbers ``[B, n_rt * out]`` if already drawn."""
         p, per = self.params, self.periphery
         n_rt, n_out = self.n_tiles[0], self.out_features
         B = x.shape[0]
@@ -378,7 +388,7 @@ class Crossbar:
         else:
             std = math.sqrt(out_var) if out_var > 0 else None
         if std is not None:
-            noise = self._normals(B, i.dtype).view(B, n_rt, n_out).transpose(0, 1)
+            noise = (self._normals(B, i.dtype) if noise is None else noise).view(B, n_rt, n_out).transpose(0, 1)
             # in place, except on a strided view (IR drop's currents): that sum goes to a new
             # contiguous tensor, which the ADC's in-place ops need
             dst = i if i.is_contiguous() else torch.empty((n_rt, B, n_out), dtype=i.dtype, device=i.device)

@@ -203,3 +203,16 @@ def _child_draw(q):
     s = NoiseStream(11, 64)
     s.chunk_rows = 8
     q.put(s.draw(40).tolist())  # plain numbers: no shared-memory handles between the processes
+
+
+def test_noise_drawn_for_several_row_chunks_at_once_is_the_same(threads):
+    """The noise of _noise_blocks row chunks is drawn together; any grouping reads the same."""
+    threads(2)
+    xbar = _noisy_crossbar()
+    x = torch.rand(200, 40, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
+    xbar._chunk_elems = 16 * 3 * 6  # 16-row chunks
+    xbar._noise_blocks = 3  # noise drawn for 48 rows at a time: 200 = 4 * 48 + 8
+    a = xbar.vmm(x)
+    xbar.noise_stream.position = 0
+    xbar._noise_blocks = 1
+    torch.testing.assert_close(xbar.vmm(x), a, rtol=1e-12, atol=0)
