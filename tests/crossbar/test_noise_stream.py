@@ -216,3 +216,14 @@ def test_noise_drawn_for_several_row_chunks_at_once_is_the_same(threads):
     xbar.noise_stream.position = 0
     xbar._noise_blocks = 1
     torch.testing.assert_close(xbar.vmm(x), a, rtol=1e-12, atol=0)
+
+
+def test_a_crossbar_file_without_a_noise_position_starts_its_stream_at_zero():
+    """Files written before the stream existed have no "noise_rows": they load at row 0."""
+    xbar = _noisy_crossbar()
+    data = xbar.state_dict()
+    assert data["noise_rows"] == 0
+    xbar.vmm(torch.zeros(3, 40, dtype=torch.float64) + 0.5)
+    data = xbar.state_dict()
+    assert data.pop("noise_rows") == 3
+    assert Crossbar.from_state_dict(data).noise_stream.position == 0
