@@ -1,6 +1,11 @@
 """Spiking-network inference on crossbars (memsnn) vs snnTorch's digital ``Leaky`` network.
 
 Run:  .venv/bin/python benchmarks/snn_vs_snntorch.py [--batch 128] [--steps 50] [--threads 2] [--device cpu|cuda]
+      [--baseline COMMIT]
+
+``--baseline COMMIT`` adds the two crossbar networks as memsnn had them at that commit (its
+``memsnn`` package extracted with ``git archive`` and imported as ``memsnn_baseline``, as in
+``crossbar_vs_aihwkit.py``), timed in the same rotation: a before / after under the same load.
 
 Both run a 784-512-10 fully connected SNN for T = 50 steps on a batch of 128 rate-coded inputs
 (the same spikes and the same trained-shape weights):
@@ -24,7 +29,9 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import tempfile
 import time
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -54,11 +61,33 @@ def build_snntorch(w1: torch.Tensor, w2: torch.Tensor, beta: float):
     return Net()
 
 
+def crossbar_networks(pkg: str, digital, dev: torch.device) -> dict:
+    """The memsnn crossbar networks of package ``pkg`` (``"memsnn"`` or ``"memsnn_baseline"``),
+    programmed with the weights of the float network ``digital``: relative and absolute read
+    noise, multi-step, and absolute read noise per step."""
+    import importlib
+
+    xb = importlib.import_module(f"{pkg}.crossbar")
+    net_mod = importlib.import_module(f"{pkg}.crossbar.network")
+    make_device = importlib.import_module(f"{pkg}.device_models").make_device
+    neurons = importlib.import_module(f"{pkg}.crossbar.neurons")
+    w1, w2 = digital.weights()
+    src = net_mod.SpikingNetwork([784, 512, 10], neuron=neurons.LIFParams(beta=digital.neurons[0].beta), seed=0)
+    with torch.no_grad():
+        src.synapses[0].weight.copy_(w1.t())
+        src.synapses[1].weight.copy_(w2.t())
+    kw = dict(method="direct", params=xb.CrossbarParams(tile_rows=256, tile_cols=256),
+              periphery=xb.PeripheryParams(dac_bits=8, adc_bits=8, adc_bound=12.0), device=dev)
+    rel, _ = src.to_crossbars("srtio3", **kw)
+    absolute, _ = src.to_crossbars(make_device("srtio3", read_noise_type="absolute"), **kw)
+    step, _ = src.to_crossbars(make_device("srtio3", read_noise_type="absolute"), **kw)
+    step.mode = "step"
+    return {"relative noise": rel, "absolute noise": absolute, "absolute, per step": step}
+
+
 def main() -> None:
-    from memsnn.crossbar import CrossbarParams, PeripheryParams
     from memsnn.crossbar.network import SpikingNetwork
     from memsnn.crossbar.neurons import LIFParams
-    from memsnn.device_models import make_device
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--batch", type=int, default=128)
@@ -66,6 +95,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--device", default="cpu", help="torch device of both networks (cpu, cuda)")
+    ap.add_argument("--baseline", default=None, metavar="COMMIT", help="also time memsnn's crossbar networks as of this commit")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     dev = torch.device(args.device)
@@ -73,12 +103,16 @@ def main() -> None:
     digital = SpikingNetwork([784, 512, 10], neuron=LIFParams(beta=beta), seed=0)
     w1, w2 = digital.weights()
     ref = build_snntorch(w1, w2, beta).to(dev)
-    kw = dict(method="direct", params=CrossbarParams(tile_rows=256, tile_cols=256),
-              periphery=PeripheryParams(dac_bits=8, adc_bits=8, adc_bound=12.0), device=dev)
-    xnet, _ = digital.to_crossbars("srtio3", **kw)
-    xnet_abs, _ = digital.to_crossbars(make_device("srtio3", read_noise_type="absolute"), **kw)
-    xnet_step, _ = digital.to_crossbars(make_device("srtio3", read_noise_type="absolute"), **kw)
-    xnet_step.mode = "step"
+    nets = {f"memsnn srtio3, {k}": v for k, v in crossbar_networks("memsnn", digital, dev).items()}
+    tmp = None
+    if args.baseline:
+        from crossbar_vs_aihwkit import load_baseline  # this script's directory is on sys.path
+
+        tmp = tempfile.TemporaryDirectory()
+        load_baseline(args.baseline, Path(tmp.name))
+        torch.set_num_threads(args.threads)  # importing memsnn sets its own default
+        base_nets = crossbar_networks("memsnn_baseline", digital, dev)
+        nets.update({f"@{args.baseline[:9]} srtio3, {k}": v for k, v in base_nets.items() if "step" not in k})
     digital = digital.to(dev)
     x = (torch.rand(args.steps, args.batch, 784, generator=torch.Generator().manual_seed(0)) < 0.2).float().to(dev)
 
@@ -90,11 +124,9 @@ def main() -> None:
             return out
         return g
 
-    runs = {k: timed(f) for k, f in {
-        "snnTorch Leaky (digital)": lambda: ref(x), "memsnn digital": lambda: digital(x),
-        "memsnn srtio3, relative noise": lambda: xnet(x),
-        "memsnn srtio3, absolute noise": lambda: xnet_abs(x),
-        "memsnn srtio3, absolute, per step": lambda: xnet_step(x)}.items()}
+    calls = {"snnTorch Leaky (digital)": lambda: ref(x), "memsnn digital": lambda: digital(x)}
+    calls.update({k: (lambda net=net: net(x)) for k, net in nets.items()})
+    runs = {k: timed(f) for k, f in calls.items()}
     times = {k: [] for k in runs}
     with torch.no_grad():
         for f in runs.values():
@@ -107,10 +139,12 @@ def main() -> None:
     base = statistics.median(times["snnTorch Leaky (digital)"])
     name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else "CPU"
     print(f"784-512-10, T={args.steps}, batch {args.batch}, {args.threads} threads, {name}, torch {torch.__version__}")
-    print(f"{'network':36s} {'time':>10s} {'vs snnTorch':>12s}")
+    print(f"{'network':44s} {'time':>10s} {'vs snnTorch':>12s}")
     for k, v in times.items():
         m = statistics.median(v)
-        print(f"{k:36s} {m * 1e3:8.1f}ms {m / base:11.2f}x")
+        print(f"{k:44s} {m * 1e3:8.1f}ms {m / base:11.2f}x")
+    if tmp is not None:
+        tmp.cleanup()
 
 
 if __name__ == "__main__":

@@ -16,7 +16,10 @@ VMM, per row tile ``t`` (:mod:`memsnn.crossbar.periphery` for the stages)::
 Read noise: each device read is ``G * (1 + r * xi)`` with independent ``xi`` per device and per
 input vector; summed over a column this is exactly a Gaussian of variance
 ``sum_i V_i**2 G_i**2 r_i**2``, which is what is sampled (``s = G * r``) - exact in distribution and
-far cheaper than drawing a noisy copy of the array for every input. With IR drop the wire solve
+far cheaper than drawing a noisy copy of the array for every input. On the CPU the standard
+normals come from the crossbar's :class:`~memsnn.crossbar.noise_stream.NoiseStream` (chunks of
+rows drawn on several threads; fixed by the seed and each row's place in the read history, saved
+with the crossbar), on other devices from its generator. With IR drop the wire solve
 uses the noise-free conductances and the same output-referred read noise is added (a second-order
 approximation).
 
@@ -51,7 +54,8 @@ from ..device_models.storage import device_payload, devices_from_payload
 from ..files import atomic_path
 from ..params import Params, param
 from .mapping import MAPPINGS, conductances_to_weights, from_linear_weight, to_linear_weight, weights_to_conductances
-from .periphery import PeripheryParams, dac
+from .noise_stream import NoiseStream, stream_key
+from .periphery import PeripheryParams, dac, dac_codes
 from .schedule import DensePhase, OuterPhase, PulseSchedule
 
 __all__ = ["CrossbarParams", "Crossbar", "ScheduleResult"]
@@ -130,6 +134,7 @@ class Crossbar:
         self.reads = 0
         self.bias: Tensor | None = None  # digital bias, kept for nn.Linear round trips
         self._cache: dict[str, Any] | None = None
+        self._noise: NoiseStream | None = None  # read-noise normals (CPU), built on first use
         shape = (in_features, out_features)
         self.plus = self.model.init_state(shape, device=self.device, dtype=dtype, generator=self.generator)
         if self.params.mapping == "differential":
@@ -270,6 +275,8 @@ class Crossbar:
     # ------------------------------------------------------------------------------------------------
     #: elements of one row-chunk's per-tile partial sums; keeps the VMM's work in cache
     _chunk_elems = 1 << 20
+    #: row chunks whose read-noise numbers are drawn together (8 M numbers, 32 MB in float32)
+    _noise_blocks = 8
 
     def vmm(self, x: Tensor, *, binary: bool = False) -> Tensor:
         """Outputs ``[B, out]`` for inputs ``x`` ``[B, in]`` (or ``[in]``) through devices and periphery.
@@ -278,41 +285,50 @@ class Crossbar:
         the read-noise variance comes out of the same GEMM as the current (one call, not two).
         Large batches are processed in row chunks so that each tile's partial sums stay in cache.
 
-        Random numbers: one standard normal per (input row, row tile, output), drawn from the
-        crossbar's generator in that row-major order, so splitting a batch into several calls (a
-        per-step network) consumes the same numbers as one call on all rows (a multi-step network)
-        whenever each call's ``rows * n_row_tiles * out`` is a multiple of 16 (block size of torch's
-        CPU normal sampler; the distribution is the same either way).
+        Random numbers: one standard normal per (input row, row tile, output), in that row-major
+        order. On the CPU they come from :attr:`noise_stream` (chunks of rows drawn on
+        ``torch.get_num_threads()`` threads; each row's numbers are fixed by the seed and the row's
+        place in the crossbar's read history), so splitting a batch into several calls (a per-step
+        network) reads exactly the numbers of one call on all rows (a multi-step network), with
+        any thread count. On other devices they come from the crossbar's generator.
         """
         squeeze = isinstance(x, torch.Tensor) and x.dim() == 1
         x, nonneg = self._checked_input(x, binary)
         cache = self._cached()
         B = x.shape[0]
-        # row chunks of a multiple of 16 rows: the noise stream is then the same however the rows
-        # are split into calls and chunks (torch's CPU normal sampler fills blocks of 16)
+        # row chunks of about _chunk_elems partial sums (a multiple of 16 rows); each chunk's result
+        # is written into its rows of the output (no concatenation afterwards)
         rows = max(16, self._chunk_elems // (self.n_tiles[0] * self.out_features) // 16 * 16)
         fused = binary and "var" in cache and nonneg
         if B <= rows:
             y = self._vmm_block(x, cache, binary, fused)
         else:
-            y = torch.cat([self._vmm_block(x[i:i + rows], cache, binary, fused) for i in range(0, B, rows)])
+            # the noise of _noise_blocks row chunks is drawn at once: on several threads, one
+            # parallel draw after torch's own (OpenMP) ops costs their spin-wait once, not per chunk
+            noisy = "var" in cache or cache["var_const"] > 0 or self.periphery.output_noise > 0
+            y = torch.empty((B, self.out_features), dtype=x.dtype, device=x.device)
+            for i in range(0, B, rows):
+                if noisy and i % (rows * self._noise_blocks) == 0:
+                    noise, n0 = self._normals(min(B - i, rows * self._noise_blocks), x.dtype), i
+                sub = noise[i - n0:i - n0 + rows] if noisy else None
+                self._vmm_block(x[i:i + rows], cache, binary, fused, out=y[i:i + rows], noise=sub)
         self.reads += B
         return y.squeeze(0) if squeeze else y
 
     def _scaled(self, cache: dict[str, Any], key: str, v_in: float = 1.0) -> Tensor:
-        """Cached ``gdiff`` / ``var`` / ``fused`` in the ADC's code units: conductances times
+        """Cached ``gdiff`` / ``var`` / ``var_binary`` in the ADC's code units: conductances times
         ``f = 1 / adc_step`` (variances times ``f**2``; ``f = 1`` without an ADC) and times the
         input's volts per unit ``v_in`` (``v_in**2`` for variances), so that the GEMM's output
-        needs no rescaling before rounding. ``fused``: ``[n_rt, tile_rows, 2 out]``, the
-        differential conductances beside the read-noise variances times the full-scale row
-        voltage, for binary inputs (``V**2 = v_full V``)."""
+        needs no rescaling before rounding. ``var_binary``: the read-noise variances times the
+        full-scale row voltage and ``v_in * f**2``, for binary inputs (``V**2 = v_full V``: the
+        variances are a GEMM of the spikes themselves)."""
         name = f"{key}_f{v_in!r}"
         if name not in cache:
             step = self.periphery.adc_step(self.i_unit)
             f = 1.0 if step is None else 1.0 / step
-            if key == "fused":
+            if key == "var_binary":
                 v_full = float(dac(torch.tensor([self.periphery.x_max], dtype=torch.float64), self.periphery))
-                cache[name] = torch.cat((cache["gdiff"] * (f * v_in), cache["var"] * (v_full * v_in * f * f)), dim=-1)
+                cache[name] = cache["var"] * (v_full * v_in * f * f)
             else:
                 cache[name] = cache[key] * (f * v_in if key == "gdiff" else (f * v_in) ** 2)
         return cache[name]
@@ -329,25 +345,30 @@ class Crossbar:
             torch.mm(v[:, rows], g[t, : rows.stop - rows.start], out=out[t])
         return out
 
-    def _vmm_block(self, x: Tensor, cache: dict[str, Any], binary: bool, fused: bool) -> Tensor:
+    def _vmm_block(self, x: Tensor, cache: dict[str, Any], binary: bool, fused: bool, out: Tensor | None = None,
+                   noise: Tensor | None = None) -> Tensor:
+        """Outputs ``[B, out_features]`` of one row chunk ``x`` (written into ``out`` if given);
+        ``noise``: its rows' read-noise numbers ``[B, n_rt * out]`` if already drawn."""
         p, per = self.params, self.periphery
-        n_rt, out = self.n_tiles[0], self.out_features
+        n_rt, n_out = self.n_tiles[0], self.out_features
         B = x.shape[0]
         step = per.adc_step(self.i_unit)
         f = 1.0 if step is None else 1.0 / step  # currents are computed in ADC codes (A * f)
-        # spikes (0 or x_max) are exact DAC codes: only the scaling to volts remains, and it is
-        # folded into the GEMM's matrix (v_in = x * v_read / x_max)
-        v_in = per.v_read / per.x_max if binary else 1.0
-        v = x if binary else dac(x, per)
+        # the row voltages are v * v_in: DAC codes (or, without a DAC, the inputs) times the volts
+        # of one code, and v_in is folded into the GEMM's matrix; spikes (0 or x_max) are exact
+        # codes of themselves, so they go to the GEMM as they are
+        v, v_in = (x, per.v_read / per.x_max) if binary else dac_codes(x, per)
         var = None
         if p.ir_drop != "none":
             i = self._ir_currents(self._tiled_rows(v * v_in))
             i = i.mul_(f) if f != 1.0 else i
         elif fused:
-            # spikes: V is 0 or v_full, so V**2 = v_full * V and one GEMM gives the currents and
-            # the read-noise variances sum_i V_i^2 sigma_ij^2 side by side
-            both = self._tile_mm(v, self._scaled(cache, "fused", v_in))
-            i, var = both[..., :out], both[..., out:]
+            # spikes: V is 0 or v_full, so V**2 = v_full * V and the read-noise variances
+            # sum_i V_i^2 sigma_ij^2 are a GEMM of the spikes too; two GEMMs into contiguous
+            # tensors cost what one of twice the width does, and the elementwise ops after them run
+            # 3x faster on contiguous operands than on the halves of one result
+            i = self._tile_mm(v, self._scaled(cache, "gdiff", v_in))
+            var = self._tile_mm(v, self._scaled(cache, "var_binary", v_in))
         else:
             i = self._tile_mm(v, self._scaled(cache, "gdiff", v_in))  # [n_rt, B, out]
         # read noise (output-referred, exact in distribution) and output noise: one Gaussian draw;
@@ -359,18 +380,23 @@ class Crossbar:
                 v_t = self._tiled_rows(v)
                 var = torch.bmm(v_t * v_t, self._scaled(cache, "var", v_in))
             if var_const > 0:
-                var = var + self._row_norms2(v).mul_(var_const * v_in * v_in)
+                var = var + self._row_norms(v).square_().mul_(var_const * v_in * v_in)
             std = (var.add_(out_var) if out_var > 0 else var).sqrt_()
         elif var_const > 0:  # the same for every device: only the input's norm matters
-            std = self._row_norms2(v).mul_(var_const * v_in * v_in).add_(out_var).sqrt_()
+            std = self._row_norms(v).mul_(math.sqrt(var_const) * v_in)  # sqrt(var_const V^2 + out_var)
+            if out_var > 0:
+                std = std.hypot_(torch.tensor(math.sqrt(out_var), dtype=std.dtype))
         else:
             std = math.sqrt(out_var) if out_var > 0 else None
         if std is not None:
-            noise = torch.randn((B, n_rt, out), generator=self.generator, device=self.device, dtype=i.dtype).transpose(0, 1)
+            noise = (self._normals(B, i.dtype) if noise is None else noise).view(B, n_rt, n_out).transpose(0, 1)
+            # in place, except on a strided view (IR drop's currents): that sum goes to a new
+            # contiguous tensor, which the ADC's in-place ops need
+            dst = i if i.is_contiguous() else torch.empty((n_rt, B, n_out), dtype=i.dtype, device=i.device)
             if isinstance(std, torch.Tensor):
-                i = torch.addcmul(i, noise, std, out=torch.empty((n_rt, B, out), dtype=i.dtype, device=i.device))
+                i = torch.addcmul(i, noise, std, out=dst)
             else:
-                i = torch.add(i, noise, alpha=std, out=torch.empty((n_rt, B, out), dtype=i.dtype, device=i.device))
+                i = torch.add(i, noise, alpha=std, out=dst)
         scale = (per.x_max / per.v_read) * (self.scale / self._w_norm) / f
         if step is not None:  # an ADC per tile; its integer codes add up digitally
             if not i.is_contiguous():
@@ -378,7 +404,27 @@ class Crossbar:
             if per.adc_clip:
                 i.clamp_(-per.adc_bound * self.i_unit * f, per.adc_bound * self.i_unit * f)
             i.round_()
-        return (i[0] if n_rt == 1 else i.sum(0)).mul_(scale)
+        if out is None:
+            return (i[0] if n_rt == 1 else i.sum(0)).mul_(scale)
+        return torch.mul(i[0], scale, out=out) if n_rt == 1 else torch.sum(i, 0, out=out).mul_(scale)
+
+    def _normals(self, rows: int, dtype: torch.dtype) -> Tensor:
+        """The next ``rows`` rows of read-noise normals ``[rows, n_rt * out]``: on the CPU from the
+        crossbar's :class:`~memsnn.crossbar.noise_stream.NoiseStream` (chunks drawn on several
+        threads, numbers fixed by the seed and the row's place in the read history), elsewhere
+        from the crossbar's generator."""
+        width = self.n_tiles[0] * self.out_features
+        if self.device.type != "cpu":
+            return torch.randn((rows, width), generator=self.generator, device=self.device, dtype=dtype)
+        return self.noise_stream.draw(rows, dtype)
+
+    @property
+    def noise_stream(self) -> NoiseStream:
+        """The CPU read-noise stream (see :mod:`memsnn.crossbar.noise_stream`); its ``position``
+        counts the input vectors read so far with noise and may be set to replay reads."""
+        if getattr(self, "_noise", None) is None:
+            self._noise = NoiseStream(stream_key(self.seed), self.n_tiles[0] * self.out_features)
+        return self._noise
 
     def _tiled_rows(self, v: Tensor) -> Tensor:
         """Row voltages ``[B, in]`` as ``[n_rt, B, tile_rows]`` (the last tile zero-padded)."""
@@ -386,10 +432,13 @@ class Crossbar:
         pad = n_rt * tr - self.in_features
         return (torch.nn.functional.pad(v, (0, pad)) if pad else v).view(v.shape[0], n_rt, tr).transpose(0, 1)
 
-    def _row_norms2(self, v: Tensor) -> Tensor:
-        """``sum_i v_i**2`` over each row tile's inputs: ``[n_rt, B, 1]``."""
+    def _row_norms(self, v: Tensor) -> Tensor:
+        """``sqrt(sum_i v_i**2)`` over each row tile's inputs: ``[n_rt, B, 1]`` (one op when the
+        tiles divide the rows evenly)."""
         n_rt, tr = self.n_tiles[0], self.params.tile_rows
-        return torch.stack([torch.linalg.vector_norm(v[:, t * tr:(t + 1) * tr], dim=1, keepdim=True).square_()
+        if n_rt * tr == self.in_features:
+            return torch.linalg.vector_norm(v.view(v.shape[0], n_rt, tr), dim=2, keepdim=True).transpose(0, 1)
+        return torch.stack([torch.linalg.vector_norm(v[:, t * tr:(t + 1) * tr], dim=1, keepdim=True)
                             for t in range(n_rt)])
 
     __call__ = vmm
@@ -657,6 +706,7 @@ class Crossbar:
             "plus": device_payload(self.model, self.plus),
             "minus": device_payload(self.model, self.minus),
             "generator": self.generator.get_state(),
+            "noise_rows": self.noise_stream.position,
             "bias": getattr(self, "bias", None),
         }
 
@@ -685,6 +735,7 @@ class Crossbar:
         xbar.plus, xbar.minus = plus, minus
         xbar.bias = data.get("bias")
         xbar._cache = None
+        xbar._noise = NoiseStream(stream_key(xbar.seed), xbar.n_tiles[0] * xbar.out_features, int(data.get("noise_rows", 0)))
         return xbar
 
     def save(self, path: str | os.PathLike, *, overwrite: bool = False) -> Path:

@@ -17,12 +17,12 @@ Execution modes (``mode``):
   network and as recurrent layers and rules that act between steps need.
 
 The two are the same computation in a different loop order. On crossbars they use the same
-random numbers too: each crossbar draws its read / output noise from its own generator, row by
-row of the input (:meth:`~memsnn.crossbar.array.Crossbar.vmm`), so step ``t`` of the per-step path
-consumes exactly the draws that rows ``t * B .. (t + 1) * B - 1`` of the multi-step VMM consume -
-provided ``B * n_row_tiles * out`` is a multiple of 16 (torch's CPU normal sampler fills blocks
-of 16; other sizes get different, equally distributed draws). Results agree to float rounding of
-the differently blocked GEMMs.
+random numbers too: each crossbar's read / output noise for an input row is fixed by the
+crossbar's seed and the row's place in its read history
+(:mod:`~memsnn.crossbar.noise_stream`, CPU), so step ``t`` of the per-step path reads exactly the
+numbers that rows ``t * B .. (t + 1) * B - 1`` of the multi-step VMM read, for any ``B`` and any
+thread count (on CUDA the draws come from the crossbar's generator and differ between the modes,
+with the same distribution). Results agree to float rounding of the differently blocked GEMMs.
 
 ``record=True`` keeps, per layer, what local learning rules need (:class:`LayerRecord`): the
 layer's input (pre) and output (post) spikes, from which first-spike times and exponential

@@ -30,7 +30,7 @@ import torch
 
 from ..params import Params, param
 
-__all__ = ["PeripheryParams", "dac", "adc", "quantise"]
+__all__ = ["PeripheryParams", "dac", "dac_codes", "adc", "quantise"]
 
 Tensor = torch.Tensor
 
@@ -77,13 +77,21 @@ def quantise(x: Tensor, step: float, bound: float | None) -> Tensor:
     return torch.round(x / step) * step
 
 
-def dac(x: Tensor, p: PeripheryParams) -> Tensor:
-    """Row voltages (V) for inputs ``x`` (input units): clip, quantise, scale by v_read / x_max."""
+def dac_codes(x: Tensor, p: PeripheryParams) -> tuple[Tensor, float]:
+    """``(codes, volts per code)``: the DAC's integer codes for inputs ``x`` (input units; clipped
+    to ``+-x_max`` and rounded to steps) and the row voltage of one code (V), so that the row
+    voltages are ``codes * volts_per_code``. DAC off: ``x`` itself (not a copy) and ``v_read /
+    x_max``. The crossbar's VMM folds the scale into its conductance matrix (one pass fewer)."""
     step = p.dac_step()
     if step is None:
-        return x * (p.v_read / p.x_max)
-    codes = torch.round(x.clamp(-p.x_max, p.x_max).mul_(1.0 / step))
-    return codes.mul_(step * p.v_read / p.x_max)
+        return x, p.v_read / p.x_max
+    return torch.round(x.clamp(-p.x_max, p.x_max).mul_(1.0 / step)), step * p.v_read / p.x_max
+
+
+def dac(x: Tensor, p: PeripheryParams) -> Tensor:
+    """Row voltages (V) for inputs ``x`` (input units): clip, quantise, scale by v_read / x_max."""
+    codes, volts = dac_codes(x, p)
+    return codes * volts
 
 
 def adc(i: Tensor, p: PeripheryParams, i_unit: float, generator: torch.Generator | None = None) -> Tensor:

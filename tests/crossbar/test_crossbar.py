@@ -50,6 +50,47 @@ def test_quantisation_error_within_analytical_bound():
     assert err.max() > 0.1 * bound.min()  # the quantisers are really on
 
 
+def test_dac_codes_and_the_volts_of_one_code():
+    from memsnn.crossbar.periphery import dac, dac_codes
+
+    p = PeripheryParams(dac_bits=3)  # 6 steps of 1/3 over [-1, 1]
+    x = torch.tensor([-2.0, -0.5, 0.1, 0.2, 1.0, 0.9], dtype=torch.float64)
+    codes, volts = dac_codes(x, p)
+    assert codes.tolist() == [-3.0, -2.0, 0.0, 1.0, 3.0, 3.0]  # -1.5 rounds half to even
+    assert volts == pytest.approx(p.v_read / 3)
+    torch.testing.assert_close(dac(x, p), codes * volts, rtol=0, atol=0)
+    same, v_off = dac_codes(x, PeripheryParams(v_read=0.3, x_max=2.0))
+    assert same is x and v_off == pytest.approx(0.15)
+
+
+def test_vmm_with_a_dac_is_the_product_of_the_quantised_inputs():
+    per = PeripheryParams(dac_bits=3)
+    xbar, w = programmed(periphery=per, shape=(48, 5), tile=(16, 5))
+    x = torch.rand(9, 48, generator=torch.Generator().manual_seed(0), dtype=torch.float64) * 3 - 1.5
+    xq = torch.round(x.clamp(-1, 1) * 3) / 3
+    torch.testing.assert_close(xbar.vmm(x), xq @ w, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("n_in", [32, 40])  # row tiles dividing the rows evenly, and not
+def test_absolute_read_noise_and_output_noise_std_per_column(n_in):
+    r, out_noise, n = 0.05, 0.15, 4000  # both terms of the variance matter
+    per = PeripheryParams(output_noise=out_noise)
+    model = make_device("srtio3", read_noise_std=r, read_noise_type="absolute")
+    xbar = Crossbar(n_in, 4, model, params=CrossbarParams(tile_rows=16), periphery=per, dtype=torch.float64, seed=3)
+    xbar.program(torch.linspace(-0.8, 0.8, 4, dtype=torch.float64).expand(n_in, 4).contiguous(), method="direct")
+    x = torch.rand(n_in, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    x[:16] *= 3.0  # the tiles' inputs differ in norm: a mix-up of tiles would show
+    y = xbar.vmm(x.clamp(max=1.0).expand(n, n_in).contiguous())
+    v = x.clamp(max=1.0) * per.v_read
+    sigma = r * xbar.model.params.window  # per device per read, two devices per weight
+    var_i = sum((v[t:t + 16] ** 2).sum() * 2 * sigma**2 + (out_noise * xbar.i_unit) ** 2 for t in range(0, n_in, 16))
+    std = var_i.sqrt() * (per.x_max / per.v_read) * xbar.scale / xbar.model.params.window
+    gp, gm = xbar.conductances()
+    mean = (v @ (gp - gm)) * (per.x_max / per.v_read) * xbar.scale / xbar.model.params.window
+    assert ((y.mean(0) - mean).abs() < 5 * std / math.sqrt(n)).all()
+    assert ((y.std(0) / std - 1).abs() < 5 / math.sqrt(2 * n)).all()
+
+
 def test_adc_clips_at_its_bound():
     per = PeripheryParams(adc_bits=8, adc_bound=1.0)
     xbar, w = programmed(periphery=per, shape=(64, 8), tile=(64, 8))

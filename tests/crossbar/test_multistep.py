@@ -102,9 +102,10 @@ def noisy_net(seed=0, out_noise=0.05):
     return xnet
 
 
-def test_crossbar_network_multi_equals_step_with_the_same_draws():
-    """B * n_row_tiles * out is a multiple of 16 for both layers: the same noise numbers."""
-    x = (torch.rand(10, 16, 40, generator=torch.Generator().manual_seed(0)) < 0.3).double()
+@pytest.mark.parametrize("batch", [16, 7])
+def test_crossbar_network_multi_equals_step_with_the_same_draws(batch):
+    """Per step or multi-step, every input row reads the same noise numbers (any batch size)."""
+    x = (torch.rand(10, batch, 40, generator=torch.Generator().manual_seed(0)) < 0.3).double()
     a = noisy_net(seed=5)(x, record=True)
     step = noisy_net(seed=5)
     step.mode = "step"
@@ -119,20 +120,27 @@ def test_crossbar_network_multi_equals_step_with_the_same_draws():
     assert not torch.allclose(a.records[0].current, c.records[0].current)
 
 
-def test_vmm_noise_stream_does_not_depend_on_how_rows_are_split():
+@pytest.mark.parametrize("sizes", [[16, 16, 16, 16], [5, 1, 43, 15], [64]])
+def test_vmm_noise_stream_does_not_depend_on_how_rows_are_split(sizes):
+    """Row r's noise is fixed by the seed and r's place in the read history: any split of the rows
+    into calls (also inside a chunk of the stream) reads the numbers of one call on all rows."""
     xbar = Crossbar(40, 8, make_device("srtio3", read_noise_std=0.05), params=CrossbarParams(tile_rows=16),
                     periphery=PeripheryParams(output_noise=0.02), dtype=torch.float64, seed=3)
     x = torch.rand(64, 40, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
-    state = xbar.generator.get_state()
+    xbar.noise_stream.chunk_rows = 7  # chunk boundaries inside the calls (the default is 2731 rows here)
     whole = xbar.vmm(x)
-    xbar.generator.set_state(state)
-    parts = torch.cat([xbar.vmm(x[i:i + 16]) for i in range(0, 64, 16)])  # 16 * 3 * 8 per call
+    assert xbar.noise_stream.position == 64
+    xbar.noise_stream.position = 0  # replay the same reads
+    bounds = torch.tensor([0] + sizes).cumsum(0).tolist()
+    parts = torch.cat([xbar.vmm(x[a:b]) for a, b in zip(bounds[:-1], bounds[1:])])
     torch.testing.assert_close(parts, whole, rtol=1e-12, atol=0)
+    again = xbar.vmm(x)  # later rows of the history: other numbers
+    assert not torch.allclose(again, whole)
 
 
 def test_vmm_read_noise_statistics_per_column_when_draws_differ():
-    """Calls of 3 rows (3 * 3 * 5 = 45 normals, not a multiple of 16) draw other numbers than one
-    call of all rows; both must have the output-referred std sum_t sum_i V_i^2 (s+^2 + s-^2)."""
+    """One call of n rows and n / 3 calls of 3 rows (later rows of the read history: other
+    numbers); both must have the output-referred std sum_t sum_i V_i^2 (s+^2 + s-^2)."""
     r = 0.05
     xbar = Crossbar(40, 5, make_device("srtio3", read_noise_std=r), params=CrossbarParams(tile_rows=16),
                     dtype=torch.float64, seed=0)
