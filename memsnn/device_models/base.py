@@ -748,7 +748,7 @@ class DeviceModel:
         g_start = self.conductance_longterm(state)
         # a device that drifted below g_min is not lifted to g_min by a pulse; when none has,
         # the lower bound is simply g_min (and stays so: results are clipped to it)
-        below = state.memo(("below", id(self)), lambda: bool((g_start < dev["g_min"]).any()))
+        below = state.memo(self._memo_key("below"), lambda: bool((g_start < dev["g_min"]).any()))
         if counts.shape[0] == 1:
             signed_sum, abs_sum = counts[0], counts[0].abs()
         else:
@@ -804,7 +804,7 @@ class DeviceModel:
         )
         if self._drifts():  # the new state's drifted conductance now is g: an untouched device's
             # g_start (same g, t_prog, nu and time), a pulsed one's own (no drift since its pulse)
-            new.remember(("longterm", id(self)), g)
+            new.remember(self._memo_key("longterm"), g)
         return new
 
     def apply_sequences(self, states: list[DeviceState], counts: list[Tensor], *,
@@ -835,7 +835,7 @@ class DeviceModel:
         parts = [s.replace(**{n: getattr(out, n)[i] for n in _PULSED_TENSORS}) for i, s in enumerate(states)]
         if self._drifts():
             g = self.conductance_longterm(out)  # remembered by the sequence
-            parts = [part.remember(("longterm", id(self)), g[i]) for i, part in enumerate(parts)]
+            parts = [part.remember(self._memo_key("longterm"), g[i]) for i, part in enumerate(parts)]
         return parts
 
     def _pulse_factors(self, state: DeviceState, amplitude, width) -> tuple:
@@ -953,7 +953,7 @@ class DeviceModel:
             self._elapsed(state, at)  # validates at
             return state.g
         if at is None or at == state.time:  # the state's own time: computed once per state
-            return state.memo(("longterm", id(self)), lambda: self._longterm(state, None))
+            return state.memo(self._memo_key("longterm"), lambda: self._longterm(state, None))
         return self._longterm(state, at)
 
     def _longterm(self, state: DeviceState, at: float | None) -> Tensor:
@@ -963,13 +963,18 @@ class DeviceModel:
     def _has_dynamic_nu(self) -> bool:
         return False
 
+    def _memo_key(self, what: str) -> tuple:
+        """Key of a state memo of this model's ``what`` (its parameters included: a model whose
+        parameters were replaced reads the state afresh)."""
+        return (what, id(self), id(self.params))
+
     def _drifts(self) -> bool:
         return self.params.drift_nu != 0 or self._has_dynamic_nu()
 
     def conductance(self, state: DeviceState, at: float | None = None) -> Tensor:
         """Noise-free conductance at time ``at``: long-term (drifted) + volatile + write offset (S)."""
         if at is None or at == state.time:  # the state's own time: computed once per state
-            return state.memo(("conductance", id(self)), lambda: self._conductance(state, None))
+            return state.memo(self._memo_key("conductance"), lambda: self._conductance(state, None))
         return self._conductance(state, at)
 
     def _conductance(self, state: DeviceState, at: float | None) -> Tensor:
