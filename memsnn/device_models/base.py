@@ -528,16 +528,20 @@ class DeviceModel:
     def _nominal_extra(self, one: Tensor) -> dict[str, Tensor]:
         return {}
 
+    def _params_memo(self, key: Any, compute):
+        """``compute()``, once per parameter set of this model and ``key`` (values that depend
+        on the parameters only; a model whose parameters are replaced starts afresh)."""
+        memo = self.__dict__.get("_params_memo_values")
+        if memo is None or memo[0] is not self.params:
+            memo = self.__dict__["_params_memo_values"] = (self.params, {})
+        if key not in memo[1]:
+            memo[1][key] = compute()
+        return memo[1][key]
+
     def _nominal_dev(self, device: torch.device | str, dtype: torch.dtype) -> dict[str, Tensor]:
         """:meth:`nominal_device_params`, made once per parameter set, device and dtype (for the
         controller's estimates, which run on every update; read only)."""
-        memo = self.__dict__.get("_nominal_memo")
-        if memo is None or memo[0] is not self.params:
-            memo = self.__dict__["_nominal_memo"] = (self.params, {})
-        key = (str(device), dtype)
-        if key not in memo[1]:
-            memo[1][key] = self.nominal_device_params(device, dtype)
-        return memo[1][key]
+        return self._params_memo(("nominal", str(device), dtype), lambda: self.nominal_device_params(device, dtype))
 
     # ------------------------------------------------------------------------------------------------
     # the pulse law (model specific)
@@ -819,15 +823,11 @@ class DeviceModel:
             return [self._apply_sequence(states[0], counts[0], amplitude=amplitude, width=width, generator=generator)]
         if len({s.time for s in states}) != 1 or len({s.shape for s in states}) != 1:
             raise ValueError("apply_sequences needs arrays of one shape at one time")
-        key = ("stacked_dev",) + tuple(id(s.dev["scale_set"]) for s in states[1:])
-        origin = [s.dev["scale_set"] for s in states]  # kept, so that no id above can be reused
-
-        def stack_dev():
-            return origin, {k: torch.stack([s.dev[k] for s in states]) for k in states[0].dev}
-
-        kept, dev = _memo_of(states[0].dev["scale_set"], key, stack_dev)
-        if any(a is not b for a, b in zip(kept, origin)):  # pragma: no cover - ids are held above
-            dev = stack_dev()[1]
+        # kept with the first array's parameters, keyed by the others' (whose tensors the memo
+        # holds, so that their ids cannot be reused while it lives)
+        others = [s.dev["scale_set"] for s in states[1:]]
+        _, dev = _memo_of(states[0].dev["scale_set"], ("stacked_dev",) + tuple(map(id, others)),
+                          lambda: (others, {k: torch.stack([s.dev[k] for s in states]) for k in states[0].dev}))
         stacked = DeviceState(**{n: torch.stack([getattr(s, n) for s in states]) for n in _STATE_TENSORS},
                               dev=dev, time=states[0].time)
         out = self._apply_sequence(stacked, torch.stack(counts, dim=1), amplitude=amplitude, width=width,
@@ -846,12 +846,12 @@ class DeviceModel:
         None or numbers."""
         if isinstance(amplitude, torch.Tensor) or isinstance(width, torch.Tensor):
             return self._compute_pulse_factors(state, amplitude, width)
+        key = ("pulse_factors", type(self), self.params, amplitude, width, state.dtype, state.device)
         try:
-            key = hash((type(self), self.params, amplitude, width, state.dtype, state.device))
+            hash(key)
         except TypeError:  # parameters that cannot be hashed: no memo
             return self._compute_pulse_factors(state, amplitude, width)
-        return _memo_of(state.dev["scale_set"], ("pulse_factors", key),
-                        lambda: self._compute_pulse_factors(state, amplitude, width))
+        return _memo_of(state.dev["scale_set"], key, lambda: self._compute_pulse_factors(state, amplitude, width))
 
     def _compute_pulse_factors(self, state: DeviceState, amplitude, width) -> tuple:
         p, dev, dtype, device = self.params, state.dev, state.dtype, state.device
@@ -1102,14 +1102,12 @@ class DeviceModel:
         """RESET pulses (at least 1) the mean device needs to fall from ``g_max`` to ``g_min`` at
         ``amplitude`` (None: ``v_reset``): the parallel RESET phase of open-loop programming.
         Computed once per parameter set and amplitude."""
-        memo = self.__dict__.get("_full_reset")
-        if memo is None or memo[0] is not self.params:
-            memo = self.__dict__["_full_reset"] = (self.params, {})
-        if amplitude not in memo[1]:
+        def count() -> int:
             top = torch.tensor(self.params.g_max, dtype=torch.float64)
             bottom = torch.tensor(self.params.g_min, dtype=torch.float64)
-            memo[1][amplitude] = max(1, int(math.ceil(-float(self.pulses_needed(top, bottom, amplitude=amplitude)))))
-        return memo[1][amplitude]
+            return max(1, int(math.ceil(-float(self.pulses_needed(top, bottom, amplitude=amplitude)))))
+
+        return self._params_memo(("full_reset", amplitude), count)
 
     def pulses_needed(
         self,
