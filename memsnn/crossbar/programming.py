@@ -114,12 +114,14 @@ def _check_positive(name: str, value, integer: bool = False) -> None:
 
 
 def check_program_args(xbar, *, method: str, tol: float, max_iter: int, k_max: int, gain: float,
-                       settle: float | None, mask: Tensor | None, patience: int | None) -> float:
+                       settle: float | None, mask: Tensor | None, patience: int | None, check: bool = True) -> float:
     """Validate the arguments :func:`program_weights` (and every backend's ``program``) share,
     before any pulse; returns ``settle`` in seconds (None: 5 tau_volatile for devices with a
     volatile part, else 0)."""
     if method not in METHODS:
         raise ValueError(f"method={method!r} is not allowed: use one of {', '.join(map(repr, METHODS))}")
+    if not isinstance(check, bool):
+        raise ValueError(f"check={check!r} must be True (compare with the targets) or False (cost only)")
     _check_positive("tol", tol)
     _check_positive("max_iter", max_iter, integer=True)
     _check_positive("k_max", k_max, integer=True)
@@ -177,7 +179,7 @@ def program_weights(
     if amplitude is not None:
         _check_positive("amplitude", amplitude)
     settle = check_program_args(xbar, method=method, tol=tol, max_iter=max_iter, k_max=k_max, gain=gain,
-                                settle=settle, mask=mask, patience=patience)
+                                settle=settle, mask=mask, patience=patience, check=check)
     g_plus_t, g_minus_t = xbar.target_conductances(w)  # validates w
     if mask is not None:
         mask = mask.to(xbar.device)

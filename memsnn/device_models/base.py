@@ -819,6 +819,13 @@ class DeviceModel:
         array after the other, half the operations. ``counts``: one ``[B, *shape]`` float tensor
         of whole numbers per array (validated by the caller). Only the fields a pulse changes are
         unstacked; the per-device parameters are stacked once per set of arrays."""
+        if len(states) != len(counts) or not states:
+            raise ValueError(f"apply_sequences needs one count tensor per array: got {len(states)} arrays and "
+                             f"{len(counts)} count tensors")
+        for i, (s, k) in enumerate(zip(states, counts)):
+            if not isinstance(k, torch.Tensor) or k.dim() != len(s.shape) + 1 or k.shape[1:] != s.shape:
+                raise ValueError(f"counts[{i}] must be [B, {', '.join(map(str, s.shape))}], got "
+                                 f"{tuple(k.shape) if isinstance(k, torch.Tensor) else type(k).__name__}")
         if len(states) == 1:
             return [self._apply_sequence(states[0], counts[0], amplitude=amplitude, width=width, generator=generator)]
         if len({s.time for s in states}) != 1 or len({s.shape for s in states}) != 1:

@@ -563,7 +563,7 @@ class AihwkitCrossbar(Crossbar):
         :func:`memsnn.crossbar.programming.program_weights`. ``"direct"`` is aihwkit's
         ``set_weights`` (exact up to each device's bounds) plus the model's programming noise."""
         settle = check_program_args(self, method=method, tol=tol, max_iter=max_iter, k_max=k_max, gain=gain,
-                                    settle=settle, mask=mask, patience=patience)
+                                    settle=settle, mask=mask, patience=patience, check=check)
         self._check_pulse_settings(amplitude, None, "program")
         mp = self.model.params
         g_plus_t, g_minus_t = self.target_conductances(w)  # validates w

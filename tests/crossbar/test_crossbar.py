@@ -468,3 +468,22 @@ def test_sparse_phases_count_the_dense_phases_lines():
             programming._FEW = old
     assert reports[0].hardware_phases == reports[1].hardware_phases > 0
     assert reports[0].pulses == reports[1].pulses
+
+
+def test_program_check_false_reports_the_cost_only_and_the_same_state():
+    """check=False skips the comparison with the targets: the same pulses, energy and devices as
+    a checked program, NaN errors and no per-device outcome; a non-bool check is refused."""
+    w = torch.rand(12, 9, generator=torch.Generator().manual_seed(0)) - 0.5
+    mask = torch.zeros(12, 9, dtype=torch.bool)
+    mask[2, 3:6] = True
+    out = []
+    for check in (True, False):
+        xbar = Crossbar(12, 9, "srtio3", seed=4)
+        out.append((xbar, xbar.program(w, method="open_loop", mask=mask, check=check)))
+    (xa, full), (xb, cost) = out
+    assert cost.pulses == full.pulses > 0 and cost.energy_J == full.energy_J and cost.hardware_phases == full.hardware_phases
+    assert torch.equal(xa.plus.g, xb.plus.g) and torch.equal(xa.minus.g, xb.minus.g)
+    assert full.checked and not cost.checked and cost.failed is None and cost.n_failed == -1
+    assert math.isnan(cost.weight_rmse) and not math.isnan(full.weight_rmse)
+    with pytest.raises(ValueError, match="check='no' must be True"):
+        xb.program(w, method="open_loop", check="no")

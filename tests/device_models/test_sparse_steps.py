@@ -136,3 +136,12 @@ def test_a_sequences_remembered_conductance_is_the_computed_one(preset):
         fresh = new.replace()  # the same fields, an empty memo
         assert torch.equal(model.conductance_longterm(new), model.conductance_longterm(fresh))
         assert not torch.equal(model.conductance_longterm(fresh), fresh.g)  # it drifted
+
+
+def test_apply_sequences_names_mismatched_counts():
+    model = make_device("srtio3")
+    a = _state(model, 10)
+    with pytest.raises(ValueError, match="one count tensor per array: got 2 arrays and 1"):
+        model.apply_sequences([a, a], [torch.zeros((1, 10), dtype=a.dtype)])
+    with pytest.raises(ValueError, match=r"counts\[1\] must be \[B, 10\], got \(1, 9\)"):
+        model.apply_sequences([a, a], [torch.zeros((1, 10), dtype=a.dtype), torch.zeros((1, 9), dtype=a.dtype)])
