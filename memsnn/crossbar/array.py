@@ -135,6 +135,7 @@ class Crossbar:
         self.bias: Tensor | None = None  # digital bias, kept for nn.Linear round trips
         self._cache: dict[str, Any] | None = None
         self._noise: NoiseStream | None = None  # read-noise normals (CPU), built on first use
+        self._noise_buf: Tensor | None = None  # scratch float32 buffer for the read noise of large VMMs
         shape = (in_features, out_features)
         self.plus = self.model.init_state(shape, device=self.device, dtype=dtype, generator=self.generator)
         if self.params.mapping == "differential":
@@ -309,7 +310,7 @@ class Crossbar:
             y = torch.empty((B, self.out_features), dtype=x.dtype, device=x.device)
             for i in range(0, B, rows):
                 if noisy and i % (rows * self._noise_blocks) == 0:
-                    noise, n0 = self._normals(min(B - i, rows * self._noise_blocks), x.dtype), i
+                    noise, n0 = self._normals(min(B - i, rows * self._noise_blocks), x.dtype, reuse=True), i
                 sub = noise[i - n0:i - n0 + rows] if noisy else None
                 self._vmm_block(x[i:i + rows], cache, binary, fused, out=y[i:i + rows], noise=sub)
         self.reads += B
@@ -408,15 +409,22 @@ class Crossbar:
             return (i[0] if n_rt == 1 else i.sum(0)).mul_(scale)
         return torch.mul(i[0], scale, out=out) if n_rt == 1 else torch.sum(i, 0, out=out).mul_(scale)
 
-    def _normals(self, rows: int, dtype: torch.dtype) -> Tensor:
+    def _normals(self, rows: int, dtype: torch.dtype, reuse: bool = False) -> Tensor:
         """The next ``rows`` rows of read-noise normals ``[rows, n_rt * out]``: on the CPU from the
-        crossbar's :class:`~memsnn.crossbar.noise_stream.NoiseStream` (chunks drawn on several
-        threads, numbers fixed by the seed and the row's place in the read history), elsewhere
-        from the crossbar's generator."""
+        crossbar's :class:`~memsnn.crossbar.noise_stream.NoiseStream` (numbers fixed by the seed
+        and the row's place in the read history), elsewhere from the crossbar's generator.
+        ``reuse``: float32 numbers go into a scratch buffer the crossbar keeps (valid until the next
+        call; a fresh 30 MB tensor per call costs ~10 ms of page faults)."""
         width = self.n_tiles[0] * self.out_features
         if self.device.type != "cpu":
             return torch.randn((rows, width), generator=self.generator, device=self.device, dtype=dtype)
-        return self.noise_stream.draw(rows, dtype)
+        out = None
+        if reuse and dtype == torch.float32:
+            buf = self._noise_buf
+            if buf is None or buf.numel() < rows * width:
+                buf = self._noise_buf = torch.empty(rows * width, dtype=torch.float32)
+            out = buf[:rows * width]
+        return self.noise_stream.draw(rows, dtype, out=out)
 
     @property
     def noise_stream(self) -> NoiseStream:

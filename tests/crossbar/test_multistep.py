@@ -123,11 +123,10 @@ def test_crossbar_network_multi_equals_step_with_the_same_draws(batch):
 @pytest.mark.parametrize("sizes", [[16, 16, 16, 16], [5, 1, 43, 15], [64]])
 def test_vmm_noise_stream_does_not_depend_on_how_rows_are_split(sizes):
     """Row r's noise is fixed by the seed and r's place in the read history: any split of the rows
-    into calls (also inside a chunk of the stream) reads the numbers of one call on all rows."""
-    xbar = Crossbar(40, 8, make_device("srtio3", read_noise_std=0.05), params=CrossbarParams(tile_rows=16),
+    into calls (3 tiles x 7 outputs = 21 numbers a row, so most calls start inside one of Philox's 4-number counters) reads the numbers of one call on all rows."""
+    xbar = Crossbar(40, 7, make_device("srtio3", read_noise_std=0.05), params=CrossbarParams(tile_rows=16),
                     periphery=PeripheryParams(output_noise=0.02), dtype=torch.float64, seed=3)
     x = torch.rand(64, 40, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
-    xbar.noise_stream.chunk_rows = 7  # chunk boundaries inside the calls (the default is 2731 rows here)
     whole = xbar.vmm(x)
     assert xbar.noise_stream.position == 64
     xbar.noise_stream.position = 0  # replay the same reads

@@ -1,4 +1,4 @@
-"""The crossbar's read-noise stream: exact chunk contents, split / thread invariance, statistics."""
+"""The crossbar's read-noise stream: exact stream positions, split / thread invariance, statistics."""
 
 import math
 
@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from memsnn.crossbar import Crossbar, CrossbarParams, PeripheryParams
-from memsnn.crossbar.noise_stream import CHUNK_NORMALS, NoiseStream, stream_key
+from memsnn.crossbar.noise_stream import NoiseStream, stream_key
+from memsnn.philox import normals
 from memsnn.device_models import make_device
 
 
@@ -18,45 +19,31 @@ def threads():
     torch.set_num_threads(before)
 
 
-def test_rows_are_the_numbers_of_their_chunks_generator():
+def test_row_r_holds_numbers_r_times_width_onwards_of_the_keys_philox_stream():
     s = NoiseStream(key=12345, width=6)
-    s.chunk_rows = 4
     got = s.draw(10)
-    for r in (0, 3, 4, 9):  # row r: row r % 4 of chunk r // 4, drawn with seed key + r // 4
-        chunk = torch.empty(4, 6).normal_(generator=torch.Generator().manual_seed(12345 + r // 4))
-        assert torch.equal(got[r], chunk[r % 4])
+    torch.testing.assert_close(got.flatten(), normals(12345, 0, 60), rtol=0, atol=0)
     assert s.position == 10
+    torch.testing.assert_close(s.draw(2).flatten(), normals(12345, 60, 12), rtol=0, atol=0)
 
 
-def test_chunk_seeds_wrap_at_32_bits():
-    s = NoiseStream(key=2**32 - 2, width=3)
-    assert [s.chunk_seed(c) for c in range(4)] == [2**32 - 2, 2**32 - 1, 0, 1]
-    assert NoiseStream(key=2**32 + 5, width=1).key == 5
-
-
-def test_default_chunk_is_about_chunk_normals():
-    assert NoiseStream(0, 2048).chunk_rows == CHUNK_NORMALS // 2048
-    assert NoiseStream(0, 20).chunk_rows == math.ceil(CHUNK_NORMALS / 20)
-    assert NoiseStream(0, 10**6).chunk_rows == 1
+def test_keys_are_taken_modulo_2_to_the_64():
+    assert NoiseStream(key=2**64 + 5, width=1).key == 5
+    assert torch.equal(NoiseStream(2**64 + 5, 3).draw(4), NoiseStream(5, 3).draw(4))
 
 
 @pytest.mark.parametrize("sizes", [[3, 50, 1, 100], [7, 7, 140], [1] * 20 + [134], [154]])
 def test_any_split_of_the_rows_reads_the_same_numbers(sizes):
-    whole = NoiseStream(7, 5)
-    whole.chunk_rows = 7
-    ref = whole.draw(sum(sizes))
+    ref = NoiseStream(7, 5).draw(sum(sizes))
     parts = NoiseStream(7, 5)
-    parts.chunk_rows = 7
     torch.testing.assert_close(torch.cat([parts.draw(n) for n in sizes]), ref, rtol=0, atol=0)
 
 
-def test_replay_and_the_kept_tail_give_the_same_numbers():
+def test_replay_and_a_restored_position_give_the_same_numbers():
     a = NoiseStream(99, 4)
-    a.chunk_rows = 10
     a.draw(3)
-    kept = a.draw(4)  # rows 3..6: from chunk 0's numbers kept after the first call
-    b = NoiseStream(99, 4, position=3)  # a fresh stream at row 3 draws chunk 0 itself
-    b.chunk_rows = 10
+    kept = a.draw(4)
+    b = NoiseStream(99, 4, position=3)
     assert torch.equal(b.draw(4), kept)
     a.position = 0  # replay from the start
     assert torch.equal(a.draw(7)[3:], kept)
@@ -66,39 +53,43 @@ def test_numbers_do_not_depend_on_the_thread_count(threads):
     outs = []
     for n in (1, 2, 3):
         threads(n)
-        s = NoiseStream(5, 64)
-        s.chunk_rows = 16
-        outs.append(torch.cat([s.draw(50), s.draw(123)]))
+        s = NoiseStream(5, 1024)
+        outs.append(torch.cat([s.draw(50), s.draw(300)]))  # the second call is split over threads
     assert torch.equal(outs[0], outs[1]) and torch.equal(outs[0], outs[2])
 
 
-def test_draws_are_independent_standard_normals(threads):
-    threads(2)
+def test_a_reused_buffer_gets_the_same_numbers():
+    buf = torch.full((7 * 5,), float("nan"))
+    got = NoiseStream(3, 5).draw(7, out=buf)
+    assert got.data_ptr() == buf.data_ptr()
+    assert torch.equal(got, NoiseStream(3, 5).draw(7))
+
+
+def test_draws_are_independent_standard_normals():
     s = NoiseStream(stream_key(0), 1000)
-    s.chunk_rows = 40
-    z = s.draw(400).double()  # 10 chunks, 400k numbers
+    z = s.draw(400).double()  # 400k numbers
     n = z.numel()
     assert abs(z.mean().item()) < 5 / math.sqrt(n)
     assert abs(z.std().item() - 1) < 5 / math.sqrt(2 * n)
     assert abs(((z**4).mean() - 3).item()) < 5 * math.sqrt(96 / n)  # kurtosis of a normal: 3, var 96 / n
     assert abs((z.abs() > 1.96).double().mean().item() - 0.05) < 5 * math.sqrt(0.05 * 0.95 / n)
-    chunks = z.view(10, -1)
-    m = chunks.shape[1]
-    corr = torch.corrcoef(chunks)  # neighbouring chunks (consecutive seeds) are uncorrelated
-    off = corr[~torch.eye(10, dtype=torch.bool)]
-    assert off.abs().max().item() < 5 / math.sqrt(m)
-    assert len({tuple(c[:8].tolist()) for c in chunks}) == 10  # no chunk repeats another
+    rows = z.view(400, 1000)  # neighbouring rows (reads) are uncorrelated
+    r = torch.corrcoef(rows[:40])[~torch.eye(40, dtype=torch.bool)]
+    assert r.abs().max().item() < 5.5 / math.sqrt(1000)
 
 
-def test_stream_keys_of_neighbouring_seeds_are_distinct_32_bit_numbers():
+def test_stream_keys_of_neighbouring_seeds_are_distinct_64_bit_numbers():
     keys = [stream_key(s) for s in range(2000)]
-    assert len(set(keys)) == 2000 and all(0 <= k < 2**32 for k in keys)
-    assert min(abs(a - b) for a, b in zip(keys[:-1], keys[1:])) > 10**4  # not adjacent chunk ranges
+    assert len(set(keys)) == 2000 and all(0 <= k < 2**64 for k in keys)
+    # the low and high words (Philox's two key words) both vary
+    assert len({k & 0xFFFFFFFF for k in keys}) == 2000 and len({k >> 32 for k in keys}) == 2000
 
 
 def test_float64_draws():
     s = NoiseStream(3, 4)
-    assert s.draw(5, torch.float64).dtype == torch.float64
+    z = s.draw(5, torch.float64)
+    assert z.dtype == torch.float64
+    assert torch.equal(z, NoiseStream(3, 4).draw(5).double())
 
 
 def test_bad_arguments_are_named():
@@ -144,7 +135,6 @@ def test_read_noise_std_per_column_across_chunk_boundaries(threads):
     xbar = Crossbar(40, 5, make_device("srtio3", read_noise_std=r), params=CrossbarParams(tile_rows=16),
                     periphery=PeripheryParams(output_noise=0.01), dtype=torch.float64, seed=2)
     xbar.program(torch.linspace(0.0, 0.9, 5, dtype=torch.float64).expand(40, 5).contiguous(), method="direct")
-    xbar.noise_stream.chunk_rows = 13
     x = torch.rand(40, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
     n = 4000
     y = torch.cat([xbar.vmm(x.expand(k, 40).contiguous()) for k in (1000, 37, 963, 2000)])
@@ -181,9 +171,7 @@ def test_a_forked_child_draws_with_threads_after_its_parent_did(threads):
     import multiprocessing as mp
 
     threads(2)
-    ref = NoiseStream(11, 64)
-    ref.chunk_rows = 8
-    want = ref.draw(40)  # the parent's pool is now started
+    want = NoiseStream(11, 1024).draw(400)  # 409 k numbers: split over 2 pool threads, now started
     ctx = mp.get_context("fork")
     q = ctx.Queue()
     p = ctx.Process(target=_child_draw, args=(q,))
@@ -200,9 +188,7 @@ def test_a_forked_child_draws_with_threads_after_its_parent_did(threads):
 
 def _child_draw(q):
     torch.set_num_threads(2)
-    s = NoiseStream(11, 64)
-    s.chunk_rows = 8
-    q.put(s.draw(40).tolist())  # plain numbers: no shared-memory handles between the processes
+    q.put(NoiseStream(11, 1024).draw(400).tolist())  # plain numbers: no shared-memory handles between the processes
 
 
 def test_noise_drawn_for_several_row_chunks_at_once_is_the_same(threads):
