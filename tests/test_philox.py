@@ -129,3 +129,21 @@ def test_bad_arguments_are_named():
         normals(0, 0, 4, out=torch.empty(4, dtype=torch.float64))
     assert normals(0, 0, 0).shape == (0,)
     assert np.isfinite(normals(0, 2**64 - 4, 4).numpy()).all()  # the last counter
+
+
+def test_randn_repeats_with_a_seeded_generator_and_advances_it():
+    from memsnn.philox import RANDN_MIN, randn
+
+    g1, g2 = torch.Generator().manual_seed(7), torch.Generator().manual_seed(7)
+    a, b = randn((64, 100), generator=g1), randn((64, 100), generator=g2)
+    assert a.shape == (64, 100) and torch.equal(a, b)
+    assert not torch.equal(randn((64, 100), generator=g1), a)  # the generator moved on: a new stream
+    z = randn(400_000, generator=torch.Generator().manual_seed(1), dtype=torch.float64).double()
+    assert z.dtype == torch.float64 and z.shape == (400_000,)
+    assert abs(z.mean().item()) < 5 / math.sqrt(z.numel()) and abs(z.std().item() - 1) < 5 / math.sqrt(2 * z.numel())
+    # small requests and other dtypes are torch.randn's own numbers
+    small = randn((3, 5), generator=torch.Generator().manual_seed(2))
+    assert torch.equal(small, torch.randn((3, 5), generator=torch.Generator().manual_seed(2)))
+    assert RANDN_MIN > 15
+    half = randn((80, 80), generator=torch.Generator().manual_seed(2), dtype=torch.float16)
+    assert torch.equal(half, torch.randn((80, 80), generator=torch.Generator().manual_seed(2), dtype=torch.float16))

@@ -55,6 +55,7 @@ from ..files import atomic_path
 from ..params import Params, param
 from .mapping import MAPPINGS, conductances_to_weights, from_linear_weight, to_linear_weight, weights_to_conductances
 from .noise_stream import NoiseStream, stream_key
+from .read_kernel import read_out, spike_read as _spike_kernel
 from .periphery import PeripheryParams, dac, dac_codes
 from .schedule import DensePhase, OuterPhase, PulseSchedule
 
@@ -278,6 +279,12 @@ class Crossbar:
     _chunk_elems = 1 << 20
     #: row chunks whose read-noise numbers are drawn together (8 M numbers, 32 MB in float32)
     _noise_blocks = 8
+    #: the CPU output stage in one pass (read_kernel); False: eager torch ops (for A/B timing and tests)
+    _one_pass_read = True
+    #: how ``vmm(x, binary=True)`` reads spikes on the CPU: ``"sparse"`` sums the rows of the active
+    #: inputs only (event-driven; cost grows with the spike density, ~0.6 of the dense GEMM at 20 %
+    #: and about equal near 35 %), ``"dense"`` runs the tile GEMMs (faster for dense inputs)
+    spike_read = "sparse"
 
     def vmm(self, x: Tensor, *, binary: bool = False) -> Tensor:
         """Outputs ``[B, out]`` for inputs ``x`` ``[B, in]`` (or ``[in]``) through devices and periphery.
@@ -301,7 +308,9 @@ class Crossbar:
         # is written into its rows of the output (no concatenation afterwards)
         rows = max(16, self._chunk_elems // (self.n_tiles[0] * self.out_features) // 16 * 16)
         fused = binary and "var" in cache and nonneg
-        if B <= rows:
+        if binary and self.spike_read == "sparse" and self._sparse_ok(x):
+            y = self._spike_read(x, cache)
+        elif B <= rows:
             y = self._vmm_block(x, cache, binary, fused)
         else:
             # the noise of _noise_blocks row chunks is drawn at once: on several threads, one
@@ -315,6 +324,33 @@ class Crossbar:
                 self._vmm_block(x[i:i + rows], cache, binary, fused, out=y[i:i + rows], noise=sub)
         self.reads += B
         return y.squeeze(0) if squeeze else y
+
+    def _sparse_ok(self, x: Tensor) -> bool:
+        """Whether the event-driven CPU kernel can read ``x`` (no IR drop, float CPU tensors)."""
+        return (self.params.ir_drop == "none" and x.device.type == "cpu" and not x.requires_grad
+                and x.dtype in (torch.float32, torch.float64) and x.is_contiguous())
+
+    def _spike_read(self, x: Tensor, cache: dict[str, Any]) -> Tensor:
+        """The read of spikes ``x`` ``[B, in]`` by :func:`~memsnn.crossbar.read_kernel.spike_read`:
+        the rows of the active inputs summed per tile, then read and output noise (the numbers of
+        this crossbar's noise stream at its position, as the dense path reads them), ADC and the
+        tile sum, in one pass per input vector."""
+        per = self.periphery
+        step = per.adc_step(self.i_unit)
+        f = 1.0 if step is None else 1.0 / step
+        v_in = per.v_read / per.x_max
+        noisy = "var" in cache or cache["var_const"] > 0 or per.output_noise > 0
+        stream = self.noise_stream
+        y = torch.empty((x.shape[0], self.out_features), dtype=x.dtype)
+        _spike_kernel(
+            x, self._scaled(cache, "gdiff", v_in), var=self._scaled(cache, "var", v_in) if "var" in cache else None,
+            var_const=cache["var_const"] * (f * v_in) ** 2, out_var=(per.output_noise * self.i_unit * f) ** 2,
+            noise_key=stream.key if noisy else None, noise_row=stream.position,
+            bound=per.adc_bound * self.i_unit * f if step is not None and per.adc_clip else None,
+            adc=step is not None, scale=(per.x_max / per.v_read) * (self.scale / self._w_norm) / f, out=y)
+        if noisy:
+            stream.position += x.shape[0]
+        return y
 
     def _scaled(self, cache: dict[str, Any], key: str, v_in: float = 1.0) -> Tensor:
         """Cached ``gdiff`` / ``var`` / ``var_binary`` in the ADC's code units: conductances times
@@ -376,12 +412,18 @@ class Crossbar:
         # every variance term is >= 0, so no clipping before the square root
         out_var = (per.output_noise * self.i_unit * f) ** 2
         var_const = cache["var_const"] * f * f
+        scale = (per.x_max / per.v_read) * (self.scale / self._w_norm) / f
+        # CPU: noise, ADC and tile sum in one pass (read_kernel); the eager ops below elsewhere
+        one_pass = (self._one_pass_read and i.device.type == "cpu" and i.is_contiguous() and not i.requires_grad
+                    and i.dtype in (torch.float32, torch.float64))
         if "var" in cache:  # device-dependent read noise: sum_i V_i^2 sigma_ij^2 per output
             if var is None:
                 v_t = self._tiled_rows(v)
                 var = torch.bmm(v_t * v_t, self._scaled(cache, "var", v_in))
             if var_const > 0:
                 var = var + self._row_norms(v).square_().mul_(var_const * v_in * v_in)
+            if one_pass and var.is_contiguous():
+                return self._read_out(i, noise, B, step, scale, out, var=var, out_var=out_var)
             std = (var.add_(out_var) if out_var > 0 else var).sqrt_()
         elif var_const > 0:  # the same for every device: only the input's norm matters
             std = self._row_norms(v).mul_(math.sqrt(var_const) * v_in)  # sqrt(var_const V^2 + out_var)
@@ -389,6 +431,8 @@ class Crossbar:
                 std = std.hypot_(torch.tensor(math.sqrt(out_var), dtype=std.dtype))
         else:
             std = math.sqrt(out_var) if out_var > 0 else None
+        if one_pass and isinstance(std, torch.Tensor):
+            return self._read_out(i, noise, B, step, scale, out, std=std)
         if std is not None:
             noise = (self._normals(B, i.dtype) if noise is None else noise).view(B, n_rt, n_out).transpose(0, 1)
             # in place, except on a strided view (IR drop's currents): that sum goes to a new
@@ -398,7 +442,6 @@ class Crossbar:
                 i = torch.addcmul(i, noise, std, out=dst)
             else:
                 i = torch.add(i, noise, alpha=std, out=dst)
-        scale = (per.x_max / per.v_read) * (self.scale / self._w_norm) / f
         if step is not None:  # an ADC per tile; its integer codes add up digitally
             if not i.is_contiguous():
                 i = i.contiguous()
@@ -408,6 +451,16 @@ class Crossbar:
         if out is None:
             return (i[0] if n_rt == 1 else i.sum(0)).mul_(scale)
         return torch.mul(i[0], scale, out=out) if n_rt == 1 else torch.sum(i, 0, out=out).mul_(scale)
+
+    def _read_out(self, i: Tensor, noise: Tensor | None, B: int, step: float | None, scale: float,
+                  out: Tensor | None, **std_or_var) -> Tensor:
+        """The one-pass output stage (:func:`~memsnn.crossbar.read_kernel.read_out`) of currents
+        ``i`` ``[n_rt, B, out]`` in ADC codes: the same operations as the eager path."""
+        n_rt, n_out, per = self.n_tiles[0], self.out_features, self.periphery
+        z = (self._normals(B, i.dtype) if noise is None else noise).view(B, n_rt, n_out)
+        bound = per.adc_bound * self.i_unit * (1.0 / step) if step is not None and per.adc_clip else None
+        y = torch.empty((B, n_out), dtype=i.dtype) if out is None else out
+        return read_out(i, z, bound=bound, adc=step is not None, scale=scale, out=y, **std_or_var)
 
     def _normals(self, rows: int, dtype: torch.dtype, reuse: bool = False) -> Tensor:
         """The next ``rows`` rows of read-noise normals ``[rows, n_rt * out]``: on the CPU from the

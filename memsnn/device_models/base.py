@@ -74,6 +74,7 @@ from typing import Any, ClassVar, Iterator
 import torch
 
 from .._random import as_generator
+from ..philox import randn as _randn
 from ..params import Params, param
 
 __all__ = ["DeviceParams", "DeviceState", "DeviceModel", "check_pulses", "pick"]
@@ -313,14 +314,14 @@ def _normals_where_pulsed(cnt: Tensor, gen: torch.Generator | None, n_on: int | 
     are 0): the same distribution of the result, fewer Gaussian draws (other numbers from the
     generator than a full draw). ``n_on``: the number of pulsed devices when the caller knows it."""
     if n_on is not None and n_on >= SPARSE_NOISE_FRACTION * cnt.numel():
-        return torch.randn(cnt.shape, generator=gen, device=cnt.device, dtype=cnt.dtype)
+        return _randn(cnt.shape, generator=gen, device=cnt.device, dtype=cnt.dtype)
     on = cnt > 0
     n_on = int(on.sum())
     if n_on >= SPARSE_NOISE_FRACTION * cnt.numel():
-        return torch.randn(cnt.shape, generator=gen, device=cnt.device, dtype=cnt.dtype)
+        return _randn(cnt.shape, generator=gen, device=cnt.device, dtype=cnt.dtype)
     xi = torch.zeros_like(cnt)
     if n_on:
-        xi[on] = torch.randn(n_on, generator=gen, device=cnt.device, dtype=cnt.dtype)
+        xi[on] = _randn(n_on, generator=gen, device=cnt.device, dtype=cnt.dtype)
     return xi
 
 
@@ -799,7 +800,7 @@ class DeviceModel:
             g_vol = g_vol.add(g - g_start, alpha=p.volatile_ratio)
         write_offset = state.write_offset
         if p.write_noise_std > 0:  # resampled when touched; only the last draw is ever seen
-            xi = torch.randn(shape, generator=gen, device=state.device, dtype=state.dtype)
+            xi = _randn(shape, generator=gen, device=state.device, dtype=state.dtype)
             write_offset = torch.where(touched, p.write_noise_std * self._reference_step(dev) * xi, write_offset)
         nu = self._on_programmed(state, g, touched, gen)
         new = state.replace(
@@ -1010,7 +1011,7 @@ class DeviceModel:
         if isinstance(sigma, float) and sigma == 0.0:
             return g
         gen = as_generator(generator, state.device)
-        xi = torch.randn(state.shape, generator=gen, device=state.device, dtype=state.dtype)
+        xi = _randn(state.shape, generator=gen, device=state.device, dtype=state.dtype)
         return (g + sigma * xi).clamp(min=0.0)
 
     def program(
@@ -1036,7 +1037,7 @@ class DeviceModel:
         sigma = self.programming_noise_std(target, dev)
         g1 = target
         if not (isinstance(sigma, float) and sigma == 0.0):
-            g1 = target + sigma * torch.randn(state.shape, generator=gen, device=state.device, dtype=state.dtype)
+            g1 = target + sigma * _randn(state.shape, generator=gen, device=state.device, dtype=state.dtype)
         g1 = torch.minimum(torch.maximum(g1, dev["g_min"]), dev["g_max"])
         g1 = self._quantise(g1, dev, gen)
         touched = state.stuck == 0

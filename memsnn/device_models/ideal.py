@@ -18,6 +18,7 @@ from typing import Iterator
 import torch
 
 from ..params import param
+from ..philox import randn as _randn
 from . import base
 from .base import DeviceModel, DeviceParams, _normals_where_pulsed, pick
 
@@ -123,7 +124,7 @@ class LinearDevice(DeviceModel):
             sd = var.sqrt_().mul_(p.step_std)
         g_end = g + path
         if p.step_std > 0:
-            g_end.addcmul_(sd, torch.randn(g.shape, generator=gen, device=g.device, dtype=g.dtype))
+            g_end.addcmul_(sd, _randn(g.shape, generator=gen, device=g.device, dtype=g.dtype))
         band = sd.mul_(base.COALESCE_Z)
         safe = (g + high + band <= dev["g_max"]) & (g + low - band >= dev["g_min"])
         return g_end, safe

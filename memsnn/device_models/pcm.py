@@ -39,6 +39,7 @@ from typing import Iterator
 import torch
 
 from ..params import param
+from ..philox import randn as _randn
 from .base import DeviceModel, DeviceParams, DeviceState, Sampler, pick
 
 __all__ = ["PCMParams", "PCMDevice"]
@@ -134,7 +135,7 @@ class PCMDevice(DeviceModel):
         p = self.params
         if p.reset_std == 0:
             return g1
-        xi = torch.randn(g1.shape, generator=gen, device=g1.device, dtype=g1.dtype).abs()
+        xi = _randn(g1.shape, generator=gen, device=g1.device, dtype=g1.dtype).abs()
         level = dev["g_min"] + p.reset_std * (dev["g_max"] - dev["g_min"]) * xi
         return torch.lerp(g1, level, pulsed_f * (1.0 - set_f))
 
@@ -158,7 +159,7 @@ class PCMDevice(DeviceModel):
         return self._sample_nu(g, sample.normal())
 
     def _on_programmed(self, state: DeviceState, g_new: Tensor, touched: Tensor, gen) -> Tensor:
-        xi = torch.randn(state.shape, generator=gen, device=state.device, dtype=state.dtype)
+        xi = _randn(state.shape, generator=gen, device=state.device, dtype=state.dtype)
         return torch.where(touched, self._sample_nu(g_new, xi), state.nu)
 
     def read_noise_std(self, state: DeviceState, g: Tensor, elapsed: Tensor) -> Tensor | float:
