@@ -339,9 +339,35 @@ class VerifyTracker:
     def pulses(self, needed: Tensor, need: Tensor, k_max: int) -> Tensor:
         """Signed pulse counts: ``needed`` (the model's estimate) times the gain, at least 1 and at
         most ``k_max`` in magnitude, 0 where ``need`` is False."""
-        k = needed * self.gain
-        k = torch.sign(k) * k.abs().round().clamp(1, k_max)
+        k = verify_counts(needed, self.gain, k_max)
         return torch.where(need, k, torch.zeros_like(k))
+
+
+def verify_counts(needed: Tensor, gain: Tensor, k_max: int) -> Tensor:
+    """``needed * gain`` rounded to whole pulses, at least 1 and at most ``k_max`` in magnitude
+    (float, the sign of ``needed``)."""
+    k = needed * gain
+    return torch.sign(k) * k.abs().round().clamp(1, k_max)
+
+
+#: a verify round in which fewer than this fraction of an array's devices still need pulses computes
+#: the pulse counts of those devices only (the same numbers: every step is elementwise)
+_SUBSET_FRACTION = 0.25
+
+
+def _verify_pulses(model: DeviceModel, name: str, g_read: Tensor, target: Tensor, gain: Tensor, k_max: int,
+                   amplitude, step_gains, index: Tensor | None = None) -> Tensor:
+    """Signed int32 pulse counts of a verify round for devices read at ``g_read`` with targets
+    ``target`` (the whole array, or the flat devices ``index``): the nominal law's estimate, divided
+    by the measured step gains half way along the path when there are some, times the tracker's
+    per-device ``gain``, rounded, at least 1 and at most ``k_max`` in magnitude."""
+    needed = model.pulses_needed(g_read, target, amplitude=amplitude)
+    if step_gains is not None:  # measured per-device SET / RESET steps (calibration)
+        mid = 0.5 * (g_read + target)  # the gain half way along the path
+        up = step_gains.gain(name, +1, mid, index=index).to(needed.device, needed.dtype)
+        down = step_gains.gain(name, -1, mid, index=index).to(needed.device, needed.dtype)
+        needed = torch.where(needed > 0, needed / up, needed / down)
+    return verify_counts(needed, gain, k_max).to(torch.int32)
 
 
 def _write_verify(xbar, targets, tol_s: float, max_iter: int, k_max: int, gain: float, amplitude, settle: float,
@@ -360,21 +386,31 @@ def _write_verify(xbar, targets, tol_s: float, max_iter: int, k_max: int, gain: 
             if mask is not None:
                 need &= mask
             need = trackers[name].update(err, need)
-            if bool(need.any()):
-                pending.append((name, target, g_read, need))
+            n_need = int(need.sum())
+            if n_need:
+                pending.append((name, target, g_read, need, n_need))
         xbar.reads += 1  # one verify read of the whole array (both devices of each pair)
         if not pending:
             return it, phases
-        for name, target, g_read, need in pending:
-            needed = model.pulses_needed(g_read, target, amplitude=amplitude)
-            if step_gains is not None:  # measured per-device SET / RESET steps (calibration)
-                mid = 0.5 * (g_read + target)  # the gain half way along the path
-                up = step_gains.gain(name, +1, mid).to(needed.device, needed.dtype)
-                down = step_gains.gain(name, -1, mid).to(needed.device, needed.dtype)
-                needed = torch.where(needed > 0, needed / up, needed / down)
-            k = trackers[name].pulses(needed, need, k_max).to(torch.int32)
+        for name, target, g_read, need, n_need in pending:
+            if n_need < _SUBSET_FRACTION * need.numel():  # the pulse counts of the few devices left
+                idx = need.reshape(-1).nonzero().squeeze(1)
+                k_few = _verify_pulses(model, name, g_read.reshape(-1).index_select(0, idx),
+                                       target.reshape(-1).index_select(0, idx), trackers[name].gain.reshape(-1)[idx],
+                                       k_max, amplitude, step_gains, idx)
+                k = torch.zeros(need.numel(), dtype=torch.int32, device=need.device).index_copy_(0, idx, k_few)
+                k = k.view(need.shape)
+            else:
+                k = _verify_pulses(model, name, g_read, target, trackers[name].gain, k_max, amplitude, step_gains)
+                k = torch.where(need, k, torch.zeros_like(k))
             xbar._set_array(name, model.apply_pulses(getattr(xbar, name), k, amplitude=amplitude, generator=xbar.generator))
-            phases += DensePhase(k.cpu()).hardware_phases()
+            if n_need <= _FEW and n_need < _SUBSET_FRACTION * need.numel():  # counted in Python
+                flat, sign = idx.tolist(), torch.sign(k_few).tolist()  # a count may round to 0
+                cols = need.shape[-1]
+                phases += (sparse_phases([i for i, u in zip(flat, sign) if u > 0], cols)
+                           + sparse_phases([i for i, u in zip(flat, sign) if u < 0], cols))
+            else:
+                phases += DensePhase(k.cpu()).hardware_phases()
         if settle > 0:
             xbar.advance(settle)
     return max_iter, phases

@@ -487,3 +487,24 @@ def test_program_check_false_reports_the_cost_only_and_the_same_state():
     assert math.isnan(cost.weight_rmse) and not math.isnan(full.weight_rmse)
     with pytest.raises(ValueError, match="check='no' must be True"):
         xb.program(w, method="open_loop", check="no")
+
+
+@pytest.mark.parametrize("with_gains", [False, True])
+def test_write_verify_rounds_with_few_devices_left_compute_only_theirs_with_the_same_result(monkeypatch, with_gains):
+    """Late verify rounds (few devices outside the tolerance) compute the pulse counts of those
+    devices only: the same counts, so the same states, pulses and phases as the full rounds."""
+    from memsnn.crossbar import programming
+    from memsnn.crossbar.calibration import calibrate_steps
+
+    model = make_device("srtio3", volatile_ratio=0.0)
+    w = torch.rand(32, 24, generator=torch.Generator().manual_seed(2)) * 1.6 - 0.8
+    out = []
+    for fraction in (programming._SUBSET_FRACTION, 0.0):  # 0: every round on the whole array
+        monkeypatch.setattr(programming, "_SUBSET_FRACTION", fraction)
+        xbar = Crossbar(32, 24, model, seed=5)
+        kw = {"step_gains": calibrate_steps(xbar, pulses=100, restore="none")} if with_gains else {}
+        rep = xbar.program(w, method="write_verify", tol=0.01, max_iter=40, **kw)
+        out.append((rep, xbar.plus.g.clone(), xbar.minus.g.clone()))
+    (a, ga_p, ga_m), (b, gb_p, gb_m) = out
+    assert a.iterations == b.iterations > 5 and a.pulses == b.pulses and a.hardware_phases == b.hardware_phases
+    assert torch.equal(ga_p, gb_p) and torch.equal(ga_m, gb_m)
