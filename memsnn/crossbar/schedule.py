@@ -41,6 +41,7 @@ import pandas as pd
 import torch
 
 from ..files import atomic_path
+from . import train_kernel
 
 __all__ = ["OuterPhase", "DensePhase", "PulseSchedule", "TRAINS"]
 
@@ -157,8 +158,11 @@ class OuterPhase:
             sign = torch.sign(r).to(dtype)[:, :, None] * torch.sign(c).to(dtype)[:, None, :]
             both = torch.minimum(ra[:, :, None], ca[:, None, :]) * sign
             return both, ((ra[:, :, None] - ca[:, None, :]).abs() if half else None)
-        # stochastic Bernoulli trains: bits carry the line's sign, so one bmm counts signed coincidences
         L = self.length
+        if (not half and r.device.type == "cpu" and L <= train_kernel.MAX_SLOTS
+                and dtype in (torch.float32, torch.float64)):  # packed bits and popcounts
+            return train_kernel.coincidences(r, c, L, generator, dtype), None
+        # stochastic Bernoulli trains: bits carry the line's sign, so one bmm counts signed coincidences
         bits_r = (torch.rand((*r.shape, L), generator=generator, device=r.device) < r.abs()[..., None]).to(dtype)
         bits_c = (torch.rand((*c.shape, L), generator=generator, device=r.device) < c.abs()[..., None]).to(dtype)
         signed = torch.bmm(bits_r * torch.sign(r).to(dtype)[..., None], (bits_c * torch.sign(c).to(dtype)[..., None]).transpose(1, 2))

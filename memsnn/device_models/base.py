@@ -339,9 +339,24 @@ COALESCE_Z = 6.5
 COALESCE_STEPS = 8
 
 
+#: use a model's numba kernel for a whole sequence where it has one (False: the eager steps; for
+#: A/B timing and the tests that compare the two)
+SEQUENCE_KERNELS = True
+
+
+def g_like_cpu(*tensors: Tensor | float) -> bool:
+    """Whether a model's numba sequence kernel may run: every tensor on the CPU in float32 / float64."""
+    return all(not isinstance(t, torch.Tensor) or (t.device.type == "cpu" and t.dtype in (torch.float32, torch.float64))
+               for t in tensors)
+
+
 def _step_through(step, g: Tensor, counts: Tensor) -> Tensor:
     """``g`` after ``step(g, kf, |kf|, n_on)`` for each step ``kf`` of ``counts`` that has pulses
-    (``n_on`` of them non-zero)."""
+    (``n_on`` of them non-zero); a step function with a ``run(g, counts)`` attribute (a model's
+    kernel for a whole sequence, :mod:`~memsnn.device_models.kernels`) applies them in one call."""
+    run = getattr(step, "run", None) if SEQUENCE_KERNELS else None
+    if run is not None and g.device.type == "cpu" and g.dtype in (torch.float32, torch.float64):
+        return run(g, counts)
     for kf in counts:
         n_on = int(torch.count_nonzero(kf))
         if n_on:

@@ -20,7 +20,8 @@ import torch
 from ..params import param
 from ..philox import randn as _randn
 from . import base
-from .base import DeviceModel, DeviceParams, _normals_where_pulsed, pick
+from .base import DeviceModel, DeviceParams, _normals_where_pulsed, g_like_cpu, pick
+from .kernels import linear_run
 
 __all__ = ["LinearParams", "LinearDevice"]
 
@@ -89,6 +90,8 @@ class LinearDevice(DeviceModel):
                 kf = torch.addcmul(kf, root, xi, value=std)
             return torch.addcmul(g, st, kf).clamp_(lo, hi)
 
+        if g_like_cpu(lo, step_set):  # the whole sequence in one numba call (kernels.linear_run)
+            step.run = lambda g, counts: linear_run(g, counts, step_set, step_reset, lo, hi, std, gen)
         return step
 
     def _combined_step(self, g: Tensor, counts: Tensor, abs_sum: Tensor, s_set: Tensor, s_reset: Tensor,

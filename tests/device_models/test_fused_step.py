@@ -213,3 +213,33 @@ def test_srtio3_fused_step_keeps_devices_that_drifted_below_g_min(monkeypatch):
     reset_only = (counts <= 0).all(0) & (counts < 0).any(0) & (g0 < state.dev["g_min"])
     assert reset_only.any()
     assert torch.equal(fused.g[reset_only], g0[reset_only].to(fused.g.dtype))
+
+
+def test_the_linear_sequence_kernel_is_the_eager_step_without_noise_and_in_distribution_with_it(monkeypatch):
+    """``kernels.linear_run`` (all steps of a sequence in one numba call): with no c2c noise the
+    eager fused step's numbers to rounding (clipping at both bounds, different SET / RESET steps);
+    with noise the same mean and spread of the result."""
+    from memsnn.device_models import base as base_mod
+
+    n, B = 20000, 12
+    gen = torch.Generator().manual_seed(0)
+    counts = torch.randint(-6, 7, (B, n), generator=gen)
+    counts[:, :500] = 9  # driven into the upper bound
+    counts[:, 500:1000] = -9  # and the lower one
+    out = {}
+    for std in (0.0, 0.3):
+        model = make_device("ideal", step_std=std, step=4e-9, up_down_dtod=0.2)
+        state = model.init_state((n,), generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+        state = model.program(state, torch.full((n,), 5e-8, dtype=torch.float64), generator=torch.Generator().manual_seed(1))
+        for kernels in (False, True):
+            monkeypatch.setattr(base_mod, "SEQUENCE_KERNELS", kernels)
+            monkeypatch.setattr(base_mod, "COALESCE_STEPS", 1)  # no combined runs: step by step
+            res = model.apply_pulse_sequence(state, counts, generator=torch.Generator().manual_seed(2))
+            out[std, kernels] = model.conductance(res) - model.conductance(state)
+    torch.testing.assert_close(out[0.0, True], out[0.0, False], rtol=1e-12, atol=1e-20)
+    assert (out[0.0, True][:500] > 0).all() and (out[0.0, True][500:1000] < 0).all()
+    a, b = out[0.3, True][1000:], out[0.3, False][1000:]
+    m = a.numel()
+    assert abs(float(a.mean() - b.mean())) < 5 * float(b.std()) * (2 / m) ** 0.5
+    assert abs(float(a.std() / b.std()) - 1) < 5 / m**0.5
+    assert not torch.equal(a, b)  # other draws

@@ -27,19 +27,24 @@ def test_sparse_c2c_draws_give_the_full_draws_distribution(monkeypatch, preset, 
     counts[down] = -2
     monkeypatch.setattr(base, "SPARSE_STEP_FRACTION", 0.0)  # the whole array is stepped: its noise draws
     results = {}
-    for name, frac in (("full", 0.0), ("sparse", 1.0)):
+    # eager steps with full and with sparse draws, and the model's sequence kernel where it has one
+    for name, frac, kernels in (("full", 0.0, False), ("sparse", 1.0, False), ("kernel", 1.0, True)):
         monkeypatch.setattr(base, "SPARSE_NOISE_FRACTION", frac)
+        monkeypatch.setattr(base, "SEQUENCE_KERNELS", kernels)
         out = model.apply_pulses(state, counts, generator=torch.Generator().manual_seed(1))
         results[name] = model.conductance(out)
     g0 = model.conductance(state)
-    full, sparse = results["full"], results["sparse"]
-    assert torch.equal(full[rest], g0[rest]) and torch.equal(sparse[rest], g0[rest])  # unpulsed: untouched
-    assert not torch.equal(full, sparse)  # other draws
-    for sl in (up, down):
-        d_full, d_sparse = (full - g0)[sl], (sparse - g0)[sl]
-        m = d_full.numel()
-        sd = d_full.std()
-        assert sd > 0
-        # means within 5 standard errors, stds within 5 standard errors of a std
-        assert abs(float(d_full.mean() - d_sparse.mean())) < 5 * float(sd) * (2 / m) ** 0.5
-        assert abs(float(d_sparse.std() / sd) - 1) < 5 / m**0.5
+    full = results["full"]
+    for other in ("sparse", "kernel"):
+        alt = results[other]
+        assert torch.equal(full[rest], g0[rest]) and torch.equal(alt[rest], g0[rest])  # unpulsed: untouched
+        if other == "sparse":
+            assert not torch.equal(full, alt)  # other draws
+        for sl in (up, down):
+            d_full, d_alt = (full - g0)[sl], (alt - g0)[sl]
+            m = d_full.numel()
+            sd = d_full.std()
+            assert sd > 0
+            # means within 5 standard errors, stds within 5 standard errors of a std
+            assert abs(float(d_full.mean() - d_alt.mean())) < 5 * float(sd) * (2 / m) ** 0.5
+            assert abs(float(d_alt.std() / sd) - 1) < 5 / m**0.5
