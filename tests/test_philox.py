@@ -141,9 +141,9 @@ def test_randn_repeats_with_a_seeded_generator_and_advances_it():
     z = randn(400_000, generator=torch.Generator().manual_seed(1), dtype=torch.float64).double()
     assert z.dtype == torch.float64 and z.shape == (400_000,)
     assert abs(z.mean().item()) < 5 / math.sqrt(z.numel()) and abs(z.std().item() - 1) < 5 / math.sqrt(2 * z.numel())
-    # small requests and other dtypes are torch.randn's own numbers
+    # small requests (below RANDN_MIN) and other dtypes are torch.randn's own numbers
+    assert 15 < RANDN_MIN  # (3, 5) is a small request
     small = randn((3, 5), generator=torch.Generator().manual_seed(2))
     assert torch.equal(small, torch.randn((3, 5), generator=torch.Generator().manual_seed(2)))
-    assert RANDN_MIN > 15
     half = randn((80, 80), generator=torch.Generator().manual_seed(2), dtype=torch.float16)
     assert torch.equal(half, torch.randn((80, 80), generator=torch.Generator().manual_seed(2), dtype=torch.float16))

@@ -17,9 +17,10 @@ Read noise: each device read is ``G * (1 + r * xi)`` with independent ``xi`` per
 input vector; summed over a column this is exactly a Gaussian of variance
 ``sum_i V_i**2 G_i**2 r_i**2``, which is what is sampled (``s = G * r``) - exact in distribution and
 far cheaper than drawing a noisy copy of the array for every input. On the CPU the standard
-normals come from the crossbar's :class:`~memsnn.crossbar.noise_stream.NoiseStream` (chunks of
-rows drawn on several threads; fixed by the seed and each row's place in the read history, saved
-with the crossbar), on other devices from its generator. With IR drop the wire solve
+normals come from the crossbar's :class:`~memsnn.crossbar.noise_stream.NoiseStream` (a Philox
+stream: fixed by the seed and each row's place in the read history, saved with the crossbar), on
+other devices from its generator. Spikes (``vmm(x, binary=True)``) are read event-driven on the
+CPU (:attr:`Crossbar.spike_read`, :func:`~memsnn.crossbar.read_kernel.spike_read`). With IR drop the wire solve
 uses the noise-free conductances and the same output-referred read noise is added (a second-order
 approximation).
 
@@ -294,11 +295,12 @@ class Crossbar:
         Large batches are processed in row chunks so that each tile's partial sums stay in cache.
 
         Random numbers: one standard normal per (input row, row tile, output), in that row-major
-        order. On the CPU they come from :attr:`noise_stream` (chunks of rows drawn on
-        ``torch.get_num_threads()`` threads; each row's numbers are fixed by the seed and the row's
-        place in the crossbar's read history), so splitting a batch into several calls (a per-step
-        network) reads exactly the numbers of one call on all rows (a multi-step network), with
-        any thread count. On other devices they come from the crossbar's generator.
+        order. On the CPU they come from :attr:`noise_stream` (a Philox stream; each row's numbers
+        are fixed by the seed and the row's place in the crossbar's read history), so splitting a
+        batch into several calls (a per-step network) reads exactly the numbers of one call on all
+        rows (a multi-step network), with any thread count. On other devices they come from the
+        crossbar's generator. On the CPU, spikes are read event-driven (:attr:`spike_read`): the
+        same numbers, the currents summed in another order (equal to float rounding).
         """
         squeeze = isinstance(x, torch.Tensor) and x.dim() == 1
         x, nonneg = self._checked_input(x, binary)

@@ -35,6 +35,17 @@ Tensor = torch.Tensor
 _JIT = dict(nogil=True, fastmath=False, error_model="numpy", cache=True)
 
 
+@numba.njit(inline="always", **_JIT)
+def _adc(v, bound, clip, adc):
+    """One tile's ADC code of the noisy current ``v`` (codes): clipped to ``+-bound`` when ``clip``,
+    rounded half to even when ``adc``; ``v`` itself without an ADC."""
+    if adc:
+        if clip:
+            v = min(max(v, -bound), bound)
+        v = np.rint(v)
+    return v
+
+
 @numba.njit(**_JIT)
 def _rows_std(i, z, std, bound, clip, adc, scale, out, b0, b1):
     """``std`` ``[n_rt, B]``: one standard deviation per (row tile, input vector)."""
@@ -47,11 +58,7 @@ def _rows_std(i, z, std, bound, clip, adc, scale, out, b0, b1):
             cur, zz, s = i[t, b], z[b, t], std[t, b]
             for c in range(n_out):
                 v = cur[c] + zz[c] * s
-                if adc:
-                    if clip:
-                        v = min(max(v, -bound), bound)
-                    v = np.rint(v)
-                y[c] += v
+                y[c] += _adc(v, bound, clip, adc)
         for c in range(n_out):
             y[c] *= scale
 
@@ -68,11 +75,7 @@ def _full_var(i, z, var, out_var, bound, clip, adc, scale, out, b0, b1):
             cur, zz, vv = i[t, b], z[b, t], var[t, b]
             for c in range(n_out):
                 v = cur[c] + zz[c] * np.sqrt(vv[c] + out_var)
-                if adc:
-                    if clip:
-                        v = min(max(v, -bound), bound)
-                    v = np.rint(v)
-                y[c] += v
+                y[c] += _adc(v, bound, clip, adc)
         for c in range(n_out):
             y[c] *= scale
 
@@ -190,20 +193,12 @@ def _spike_rows(x, g, var, var_const, out_var, noisy, k0, k1, pos0, bound, clip,
                 a2 = acc2[t]
                 for c in range(n_out):
                     v = a[c] + zt[c] * np.sqrt(a2[c] + base)
-                    if adc:
-                        if clip:
-                            v = min(max(v, -bound), bound)
-                        v = np.rint(v)
-                    y[c] += v
+                    y[c] += _adc(v, bound, clip, adc)
             else:
                 sd = np.sqrt(base)
                 for c in range(n_out):
                     v = a[c] + zt[c] * sd
-                    if adc:
-                        if clip:
-                            v = min(max(v, -bound), bound)
-                        v = np.rint(v)
-                    y[c] += v
+                    y[c] += _adc(v, bound, clip, adc)
         for c in range(n_out):
             y[c] *= scale
 
