@@ -34,7 +34,8 @@ from typing import Iterator
 import torch
 
 from ..params import param
-from .base import DeviceModel, DeviceParams, _normals_where_pulsed, pick
+from .base import DeviceModel, DeviceParams, _normals_where_pulsed, g_like_cpu, pick
+from .kernels import soft_bounds_run
 
 __all__ = ["SoftBoundsParams", "SoftBoundsDevice"]
 
@@ -136,5 +137,10 @@ class SoftBoundsDevice(DeviceModel):
                 g1.addcmul_(torch.lerp(noise_reset, noise_set, set_f), root)
             return g1.clamp_(lo, hi)
 
+        if g_like_cpu(lo, rate_set, rate_reset):  # the whole sequence in one numba call (kernels.soft_bounds_run)
+            kind = "multiplicative" if mult else ("additive" if additive else None)
+            a_set, a_reset = (noise_set, noise_reset) if additive else (0.0, 0.0)
+            step.run = lambda g, counts: soft_bounds_run(g, counts, rate_set, rate_reset, lo, hi, std, kind, a_set,
+                                                         a_reset, gen)
         return step
 

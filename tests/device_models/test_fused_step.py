@@ -243,3 +243,98 @@ def test_the_linear_sequence_kernel_is_the_eager_step_without_noise_and_in_distr
     assert abs(float(a.mean() - b.mean())) < 5 * float(b.std()) * (2 / m) ** 0.5
     assert abs(float(a.std() / b.std()) - 1) < 5 / m**0.5
     assert not torch.equal(a, b)  # other draws
+
+
+@pytest.mark.parametrize("overrides", [
+    dict(step_noise="additive", step_std=3.75),  # the preset's c2c law
+    dict(step_noise="multiplicative", step_std=0.3),
+])
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_the_soft_bounds_sequence_kernel_is_the_eager_step_without_noise_and_in_distribution_with_it(
+        monkeypatch, overrides, dtype):
+    """``kernels.soft_bounds_run`` (rram: all steps of a sequence in one numba call): with no c2c
+    noise the eager fused step's numbers to the rounding of ``exp`` (saturating at both bounds,
+    SET / RESET asymmetry, d2d spreads); with noise the same mean and spread of the result."""
+    from memsnn.device_models import base as base_mod
+
+    n, B = 20000, 12
+    gen = torch.Generator().manual_seed(0)
+    counts = torch.randint(-400, 401, (B, n), generator=gen) * (torch.rand(B, n, generator=gen) > 0.3)
+    counts[:, :500] = 3000  # driven into the upper bound
+    counts[:, 500:1000] = -3000  # and the lower one
+    out = {}
+    for std in (0.0, overrides["step_std"]):
+        model = make_device("rram", **dict(overrides, step_std=std, write_noise_std=0.0))
+        state = model.init_state((n,), generator=torch.Generator().manual_seed(1), dtype=dtype)
+        mid = torch.full((n,), (model.params.g_min + model.params.g_max) / 2, dtype=dtype)
+        state = model.program(state, mid, generator=torch.Generator().manual_seed(1))
+        for kernels in (False, True):
+            monkeypatch.setattr(base_mod, "SEQUENCE_KERNELS", kernels)
+            monkeypatch.setattr(base_mod, "COALESCE_STEPS", 1)
+            res = model.apply_pulse_sequence(state, counts, generator=torch.Generator().manual_seed(2))
+            out[std, kernels] = model.conductance(res).double()
+    window = model.params.window
+    tol = 1e-12 if dtype == torch.float64 else 1e-6
+    torch.testing.assert_close(out[0.0, True], out[0.0, False], rtol=tol, atol=tol * window)
+    g_max, g_min = state.dev["g_max"].double(), state.dev["g_min"].double()
+    # the bounds were reached (soft bounds: to within a hundredth of the window)
+    assert float((out[0.0, True][:500] - g_max[:500]).abs().max()) < 1e-2 * window
+    assert float((out[0.0, True][500:1000] - g_min[500:1000]).abs().max()) < 1e-2 * window
+    a, b = out[std, True][1000:], out[std, False][1000:]
+    d0 = out[0.0, False][1000:]
+    m = a.numel()
+    da, db = a - d0, b - d0  # the noise's contribution
+    assert float(db.std()) > 1e-4 * window
+    assert abs(float(da.mean() - db.mean())) < 5 * float(db.std()) * (2 / m) ** 0.5
+    assert abs(float(da.std() / db.std()) - 1) < 5 / m**0.5
+    assert not torch.equal(a, b)  # other draws
+
+
+@pytest.mark.parametrize("preset", ["ideal", "rram"])
+def test_sequence_kernels_draw_the_same_numbers_device_by_device_as_for_a_whole_step(monkeypatch, preset):
+    """A sparse step computes each pulsed device's normal from its own Philox block; a dense step
+    fills the step's numbers at once: the same number ``b * N + j`` either way, so the results are
+    identical, whichever path each step takes."""
+    from memsnn.device_models import kernels
+
+    n, B = 1001, 9  # not a multiple of Philox's 4 lanes
+    gen = torch.Generator().manual_seed(0)
+    counts = torch.randint(-5, 6, (B, n), generator=gen)
+    counts *= torch.rand(B, 1, generator=gen) > torch.rand(B, n, generator=gen)  # steps from sparse to dense
+    model = make_device(preset, step_std=0.3, write_noise_std=0.0) if preset == "rram" else make_device(
+        preset, step_std=0.3, step=1e-9)
+    state = model.init_state((n,), generator=torch.Generator().manual_seed(1))
+    res = {}
+    for frac in (0.0, 2.0):  # every step dense / every step device by device
+        monkeypatch.setattr(kernels, "SPARSE_DRAW_FRACTION", frac)
+        res[frac] = model.apply_pulse_sequence(state, counts, generator=torch.Generator().manual_seed(2)).g
+    assert torch.equal(res[0.0], res[2.0])
+    assert not torch.equal(res[0.0], state.g)
+
+
+@pytest.mark.parametrize("preset", ["ideal", "rram"])
+def test_sequence_kernels_give_the_same_numbers_on_several_threads(monkeypatch, preset):
+    """The devices are split over the pool's threads in whole blocks; each device's numbers are
+    its own (number ``b * N + j``), so the result is that of one thread, bit for bit."""
+    from memsnn.device_models import kernels
+
+    n, B = 3 * kernels.BLOCK + 77, 5
+    gen = torch.Generator().manual_seed(0)
+    counts = torch.randint(-5, 6, (B, n), generator=gen)
+    model = make_device(preset, step_std=0.3, write_noise_std=0.0) if preset == "rram" else make_device(
+        preset, step_std=0.3, step=1e-9)
+    state = model.init_state((n,), generator=torch.Generator().manual_seed(1))
+    res = {}
+    threads = torch.get_num_threads()
+    monkeypatch.setattr(kernels, "PARALLEL_MIN", 1)
+    real, calls = kernels._executor, []
+    monkeypatch.setattr(kernels, "_executor", lambda w: calls.append(w) or real(w))
+    try:
+        for t in (1, 3):
+            torch.set_num_threads(t)
+            calls.clear()
+            res[t] = model.apply_pulse_sequence(state, counts, generator=torch.Generator().manual_seed(2)).g
+            assert (calls == [3]) == (t == 3)
+    finally:
+        torch.set_num_threads(threads)
+    assert torch.equal(res[1], res[3])
