@@ -56,7 +56,7 @@ from ..files import atomic_path
 from ..params import Params, param
 from .mapping import MAPPINGS, conductances_to_weights, from_linear_weight, to_linear_weight, weights_to_conductances
 from .noise_stream import NoiseStream, stream_key
-from .read_kernel import read_out, spike_read as _spike_kernel
+from .read_kernel import dac_in, read_out, spike_read as _spike_kernel
 from .periphery import PeripheryParams, dac, dac_codes
 from .schedule import DensePhase, OuterPhase, PulseSchedule
 
@@ -303,15 +303,22 @@ class Crossbar:
         same numbers, the currents summed in another order (equal to float rounding).
         """
         squeeze = isinstance(x, torch.Tensor) and x.dim() == 1
-        x, nonneg = self._checked_input(x, binary)
-        cache = self._cached()
-        B = x.shape[0]
         # row chunks of about _chunk_elems partial sums (a multiple of 16 rows); each chunk's result
         # is written into its rows of the output (no concatenation afterwards)
         rows = max(16, self._chunk_elems // (self.n_tiles[0] * self.out_features) // 16 * 16)
+        one_pass_in = not binary and self._dac_in_ok(x, rows)
+        x, nonneg = self._checked_input(x, binary, check_finite=not one_pass_in)
+        cache = self._cached()
+        B = x.shape[0]
         fused = binary and "var" in cache and nonneg
         if binary and self.spike_read == "sparse" and self._sparse_ok(x):
             y = self._spike_read(x, cache)
+        elif one_pass_in:
+            step = self.periphery.dac_step()
+            codes, norms, bad = dac_in(x, 1.0 / step, self.periphery.x_max, self.params.tile_rows, self.n_tiles[0])
+            if bad:
+                raise ValueError(f"inputs contain {bad} NaN or infinite values")
+            y = self._vmm_block(x, cache, binary, fused, dac=(codes, norms, step * self.periphery.v_read / self.periphery.x_max))
         elif B <= rows:
             y = self._vmm_block(x, cache, binary, fused)
         else:
@@ -326,6 +333,15 @@ class Crossbar:
                 self._vmm_block(x[i:i + rows], cache, binary, fused, out=y[i:i + rows], noise=sub)
         self.reads += B
         return y.squeeze(0) if squeeze else y
+
+    def _dac_in_ok(self, x: Any, rows: int) -> bool:
+        """Whether the one-pass DAC stage (:func:`~memsnn.crossbar.read_kernel.dac_in`) reads the
+        dense inputs ``x``: already this crossbar's [B <= rows, in] float CPU tensor, a DAC, no IR
+        drop (its currents take the voltages, not the codes' norms)."""
+        return (self._one_pass_read and isinstance(x, torch.Tensor) and x.dim() == 2 and x.shape[1] == self.in_features
+                and 0 < x.shape[0] <= rows and x.dtype == self.dtype and x.dtype in (torch.float32, torch.float64)
+                and x.device.type == "cpu" and x.is_contiguous() and not x.requires_grad
+                and self.params.ir_drop == "none" and self.periphery.dac_step() is not None)
 
     def _sparse_ok(self, x: Tensor) -> bool:
         """Whether the event-driven CPU kernel can read ``x`` (no IR drop, float CPU tensors)."""
@@ -385,9 +401,10 @@ class Crossbar:
         return out
 
     def _vmm_block(self, x: Tensor, cache: dict[str, Any], binary: bool, fused: bool, out: Tensor | None = None,
-                   noise: Tensor | None = None) -> Tensor:
+                   noise: Tensor | None = None, dac: tuple[Tensor, Tensor, float] | None = None) -> Tensor:
         """Outputs ``[B, out_features]`` of one row chunk ``x`` (written into ``out`` if given);
-        ``noise``: its rows' read-noise numbers ``[B, n_rt * out]`` if already drawn."""
+        ``noise``: its rows' read-noise numbers ``[B, n_rt * out]`` if already drawn; ``dac``:
+        ``(codes, row-tile norms, volts per code)`` of ``x`` if the one-pass DAC stage made them."""
         p, per = self.params, self.periphery
         n_rt, n_out = self.n_tiles[0], self.out_features
         B = x.shape[0]
@@ -396,7 +413,11 @@ class Crossbar:
         # the row voltages are v * v_in: DAC codes (or, without a DAC, the inputs) times the volts
         # of one code, and v_in is folded into the GEMM's matrix; spikes (0 or x_max) are exact
         # codes of themselves, so they go to the GEMM as they are
-        v, v_in = (x, per.v_read / per.x_max) if binary else dac_codes(x, per)
+        norms = None
+        if dac is not None:
+            v, norms, v_in = dac
+        else:
+            v, v_in = (x, per.v_read / per.x_max) if binary else dac_codes(x, per)
         var = None
         if p.ir_drop != "none":
             i = self._ir_currents(self._tiled_rows(v * v_in))
@@ -423,14 +444,14 @@ class Crossbar:
                 v_t = self._tiled_rows(v)
                 var = torch.bmm(v_t * v_t, self._scaled(cache, "var", v_in))
             if var_const > 0:
-                var = var + self._row_norms(v).square_().mul_(var_const * v_in * v_in)
+                var = var + (self._row_norms(v) if norms is None else norms).square_().mul_(var_const * v_in * v_in)
             if one_pass and var.is_contiguous():
                 return self._read_out(i, noise, B, step, scale, out, var=var, out_var=out_var)
             std = (var.add_(out_var) if out_var > 0 else var).sqrt_()
         elif var_const > 0:  # the same for every device: only the input's norm matters
-            std = self._row_norms(v).mul_(math.sqrt(var_const) * v_in)  # sqrt(var_const V^2 + out_var)
+            std = (self._row_norms(v) if norms is None else norms).mul_(math.sqrt(var_const) * v_in)  # sqrt(var_const V^2 + out_var)
             if out_var > 0:
-                std = std.hypot_(torch.tensor(math.sqrt(out_var), dtype=std.dtype))
+                std = std.square_().add_(out_var).sqrt_()  # in place: no tensor for the constant
         else:
             std = math.sqrt(out_var) if out_var > 0 else None
         if one_pass and isinstance(std, torch.Tensor):
@@ -459,10 +480,17 @@ class Crossbar:
         """The one-pass output stage (:func:`~memsnn.crossbar.read_kernel.read_out`) of currents
         ``i`` ``[n_rt, B, out]`` in ADC codes: the same operations as the eager path."""
         n_rt, n_out, per = self.n_tiles[0], self.out_features, self.periphery
-        z = (self._normals(B, i.dtype) if noise is None else noise).view(B, n_rt, n_out)
         bound = per.adc_bound * self.i_unit * (1.0 / step) if step is not None and per.adc_clip else None
         y = torch.empty((B, n_out), dtype=i.dtype) if out is None else out
-        return read_out(i, z, bound=bound, adc=step is not None, scale=scale, out=y, **std_or_var)
+        if noise is not None:
+            return read_out(i, noise.view(B, n_rt, n_out), bound=bound, adc=step is not None, scale=scale, out=y,
+                            **std_or_var)
+        # the stream's next B rows, computed inside the kernel's row loop (no buffer)
+        stream = self.noise_stream
+        read_out(i, None, bound=bound, adc=step is not None, scale=scale, out=y, noise_key=stream.key,
+                 noise_row=stream.position, **std_or_var)
+        stream.position += B
+        return y
 
     def _normals(self, rows: int, dtype: torch.dtype, reuse: bool = False) -> Tensor:
         """The next ``rows`` rows of read-noise normals ``[rows, n_rt * out]``: on the CPU from the
@@ -509,9 +537,10 @@ class Crossbar:
     def _check_input(self, x: Any) -> Tensor:
         return self._checked_input(x)[0]
 
-    def _checked_input(self, x: Any, want_sign: bool = False) -> tuple[Tensor, bool]:
+    def _checked_input(self, x: Any, want_sign: bool = False, check_finite: bool = True) -> tuple[Tensor, bool]:
         """``(x as [B, in] in this crossbar's dtype and device, whether no input is negative)``;
-        the sign is only looked at when ``want_sign`` (one pass over ``x`` checks both)."""
+        the sign is only looked at when ``want_sign`` (one pass over ``x`` checks both);
+        ``check_finite=False``: the caller checks for NaN / inf itself (the one-pass DAC stage)."""
         if not (isinstance(x, torch.Tensor) and x.dim() == 2 and x.shape[1] == self.in_features
                 and x.dtype == self.dtype and x.device == self.device):
             x = self._convert_input(x)
@@ -519,8 +548,10 @@ class Crossbar:
             lo, hi = torch.aminmax(x)
             lo, hi = float(lo), float(hi)
             finite, nonneg = math.isfinite(lo) and math.isfinite(hi), lo >= 0
-        else:
+        elif check_finite:
             finite, nonneg = math.isfinite(float(x.sum())), False  # any NaN or inf makes the sum non-finite
+        else:
+            finite, nonneg = True, False
         if not finite:
             raise ValueError(f"inputs contain {int((~torch.isfinite(x)).sum())} NaN or infinite values")
         return x, nonneg

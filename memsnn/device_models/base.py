@@ -343,6 +343,10 @@ COALESCE_STEPS = 8
 #: A/B timing and the tests that compare the two)
 SEQUENCE_KERNELS = True
 
+#: combine runs of steps (:data:`COALESCE_STEPS`) even where a sequence kernel could step through
+#: them (False: the kernel takes the whole sequence; measured faster, see ``_run_steps``)
+COALESCE_WITH_KERNELS = False
+
 
 def g_like_cpu(*tensors: Tensor | float) -> bool:
     """Whether a model's numba sequence kernel may run: every tensor on the CPU in float32 / float64."""
@@ -907,8 +911,11 @@ class DeviceModel:
         if not any_stuck and p.n_levels is None and (not below or self._fused_below):
             fused = self._fused_step(s_set, s_reset, dev, gen, (amp_set, amp_reset))
             if fused is not None:  # a model's own step with fewer elementwise ops (same distribution)
-                if counts.shape[0] > 1 and type(self)._combined_step is not DeviceModel._combined_step:
-                    # runs of steps as one step where the law allows it
+                kernel = (SEQUENCE_KERNELS and not COALESCE_WITH_KERNELS and getattr(fused, "run", None) is not None
+                          and g_like_cpu(g))
+                if counts.shape[0] > 1 and type(self)._combined_step is not DeviceModel._combined_step and not kernel:
+                    # runs of steps as one step where the law allows it (a sequence kernel steps
+                    # through every step faster than the combined step's bookkeeping costs)
                     return self._coalesced(g, counts, s_set, s_reset, dev, gen, fused, (amp_set, amp_reset))
                 return _step_through(fused, g, counts)
         mult = p.step_std > 0 and p.step_noise == "multiplicative"

@@ -111,6 +111,7 @@ def test_a_sequence_on_a_linear_device_is_combined_where_it_cannot_reach_a_bound
     start[n // 2:] = p.g_max - k * p.step - 1.0 * sd  # the noise-free path stays inside, the noisy one often not
     state = model.program(model.init_state((n,), generator=0, dtype=torch.float64), start, generator=0)
     monkeypatch.setattr(base, "COALESCE_STEPS", 16)  # the whole sequence is one run
+    monkeypatch.setattr(base, "COALESCE_WITH_KERNELS", True)  # combined even where the CPU kernel could step
     seen = []
     real = type(model)._combined_step
     monkeypatch.setattr(type(model), "_combined_step", lambda self, *a: seen.append(real(self, *a)) or seen[-1])
