@@ -29,9 +29,11 @@ then clamped to ``[g_min, g_max]`` (``a``: step_std times the reference step, pe
 move is computed as ``torch.lerp(T, G, factor)`` computes it, so that without noise the kernel
 gives the eager step's numbers to the last bits of ``exp``.
 
-Each is the eager fused step's law, term for term. A step without pulses (``k = 0``) leaves
-``G`` as it was; a device without a pulse in a step that has some is clamped to its bounds, as
-the eager step does. The same distribution as the eager step, other numbers.
+Each is the eager fused step's law, term for term. A device without a pulse (``k = 0``) keeps
+its ``G``, clamped to its bounds where its block has pulses in that step (the eager step clamps
+the whole array in a step with any pulse; the two differ only for a device outside its bounds,
+and the callers do not use the fused steps when a device is below ``g_min``). The same
+distribution as the eager step, other numbers.
 """
 
 from __future__ import annotations
