@@ -449,7 +449,11 @@ class Crossbar:
                 return self._read_out(i, noise, B, step, scale, out, var=var, out_var=out_var)
             std = (var.add_(out_var) if out_var > 0 else var).sqrt_()
         elif var_const > 0:  # the same for every device: only the input's norm matters
-            std = (self._row_norms(v) if norms is None else norms).mul_(math.sqrt(var_const) * v_in)  # sqrt(var_const V^2 + out_var)
+            norm = self._row_norms(v) if norms is None else norms
+            if one_pass:  # the kernel takes s = sqrt((norm * a)**2 + out_var) per (row tile, vector)
+                return self._read_out(i, noise, B, step, scale, out, std=norm,
+                                      std_mul=math.sqrt(var_const) * v_in, std_add=out_var)
+            std = norm.mul_(math.sqrt(var_const) * v_in)  # sqrt(var_const V^2 + out_var)
             if out_var > 0:
                 std = std.square_().add_(out_var).sqrt_()  # in place: no tensor for the constant
         else:

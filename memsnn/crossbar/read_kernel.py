@@ -64,8 +64,10 @@ def _row_normals(z, scratch, b, inline, k0, k1, pos0):
 
 
 @numba.njit(**_JIT)
-def _rows_std(i, z, inline, k0, k1, pos0, std, bound, clip, adc, scale, out, b0, b1):
-    """``std`` ``[n_rt, B]``: one standard deviation per (row tile, input vector)."""
+def _rows_std(i, z, inline, k0, k1, pos0, std, std_mul, std_add, bound, clip, adc, scale, out, b0, b1):
+    """``std`` ``[n_rt, B]``: one standard deviation per (row tile, input vector), used as
+    ``sqrt((std * std_mul)**2 + std_add)`` unless ``std_mul == 1`` and ``std_add == 0``."""
+    plain = std_mul == 1 and std_add == 0
     n_rt, _, n_out = i.shape
     scratch = np.zeros((n_rt, n_out), z.dtype)  # the type of z[b]
     for b in range(b0, b1):
@@ -75,6 +77,9 @@ def _rows_std(i, z, inline, k0, k1, pos0, std, bound, clip, adc, scale, out, b0,
             y[c] = 0.0
         for t in range(n_rt):
             cur, zz, s = i[t, b], zb[t], std[t, b]
+            if not plain:
+                s = s * std_mul
+                s = np.sqrt(s * s + std_add) if std_add > 0 else s
             for c in range(n_out):
                 v = cur[c] + zz[c] * s
                 y[c] += _adc(v, bound, clip, adc)
@@ -142,7 +147,8 @@ def dac_in(x: Tensor, inv_step: float, x_max: float, tile_rows: int, n_rt: int) 
 
 def read_out(i: Tensor, z: Tensor | None, *, std: Tensor | None = None, var: Tensor | None = None,
              out_var: float = 0.0, bound: float | None, adc: bool, scale: float, out: Tensor,
-             noise_key: int | None = None, noise_row: int = 0, threads: int | None = None) -> Tensor:
+             noise_key: int | None = None, noise_row: int = 0, std_mul: float = 1.0, std_add: float = 0.0,
+             threads: int | None = None) -> Tensor:
     """``out[b, c] = scale * sum_t ADC(i[t, b, c] + s * z[b, t, c])`` (see the module docstring).
 
     Args:
@@ -151,7 +157,9 @@ def read_out(i: Tensor, z: Tensor | None, *, std: Tensor | None = None, var: Ten
             and ``noise_key``: row ``b``'s normals are numbers ``(noise_row + b) * n_rt * out ..``
             of that Philox stream, computed in the loop (the numbers
             :class:`~memsnn.crossbar.noise_stream.NoiseStream` would draw at ``noise_row``).
-        std: ``[n_rt, B]`` (or ``[n_rt, B, 1]``) noise standard deviations per input vector; or
+        std: ``[n_rt, B]`` (or ``[n_rt, B, 1]``) noise standard deviations per input vector, used as
+            ``sqrt((std * std_mul)**2 + std_add)`` (an input norm times the read noise's scale,
+            with the output noise's variance added); or
         var: ``[n_rt, B, out]`` noise variances per output, ``out_var`` added before the root.
         bound: the ADC's clipping bound in codes, ``None`` for no clipping.
         adc: round to integer codes (an ADC); ``False`` leaves the noisy currents as they are.
@@ -172,7 +180,8 @@ def read_out(i: Tensor, z: Tensor | None, *, std: Tensor | None = None, var: Ten
     clip, b = bound is not None, 0.0 if bound is None else float(bound)
     if std is not None:
         ns = std.reshape(n_rt, B).numpy()
-        args = (ni, *noise, ns, dt_scalar(b, dt), clip, adc, dt_scalar(scale, dt), no)
+        args = (ni, *noise, ns, dt_scalar(std_mul, dt), dt_scalar(std_add, dt), dt_scalar(b, dt), clip, adc,
+                dt_scalar(scale, dt), no)
         kernel = _rows_std
     else:
         args = (ni, *noise, var.numpy(), dt_scalar(out_var, dt), dt_scalar(b, dt), clip, adc, dt_scalar(scale, dt),
