@@ -23,18 +23,12 @@ from llvmlite import ir
 from numba.core import types
 from numba.extending import intrinsic, overload
 
+from .philox import _bits_f32  # the float32 whose IEEE bits are an int32
+
 __all__ = ["vexp"]
 
 _F = np.float32
 _JIT = dict(nogil=True, fastmath=False, error_model="numpy", cache=True)
-
-
-@intrinsic
-def _i32_as_f32(typingctx, x):
-    """The float32 whose IEEE bits are the int32 ``x`` (an LLVM bitcast)."""
-    def codegen(context, builder, signature, args):
-        return builder.bitcast(args[0], ir.FloatType())
-    return types.float32(types.int32), codegen
 
 
 @intrinsic
@@ -65,7 +59,7 @@ def _vexp(x):
             p = p * r2 + r + _F(1.0)
             # 2**n in two halves so that n = 128 (x near the top of the range) stays representable
             h = np.int32(n) >> np.int32(1)
-            y = p * _i32_as_f32((h + np.int32(127)) << np.int32(23)) * _i32_as_f32(
+            y = p * _bits_f32((h + np.int32(127)) << np.int32(23)) * _bits_f32(
                 (np.int32(n) - h + np.int32(127)) << np.int32(23))
             y = _F(0.0) if x < lo else y
             y = _F(np.inf) if x > hi else y
