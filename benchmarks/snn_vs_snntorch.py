@@ -22,12 +22,17 @@ memsnn runs multi-step (``mode="multi"``, the default: one VMM per layer over al
 then the fused LIF time loop); the per-step memsnn crossbar network (``mode="step"``, stepped like
 snnTorch) is shown beside it. Times are medians of alternating calls under ``torch.no_grad()``;
 the ratio is memsnn / snnTorch (issue 15's targets: crossbars with read noise and ADC <= 1.0, the
-float multi-step network <= 0.6).
+float multi-step network <= 0.6). The float network reads its spikes event-driven on the CPU
+(its default ``EventLinear`` synapses: only the weight rows of active inputs are summed);
+"memsnn digital, dense GEMM" is the same network with ``spike_read = "dense"`` on each layer, which
+does every layer's multiply-adds as snnTorch does, so the two rows separate the multi-step loop's
+gain from the event-driven read's.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import statistics
 import tempfile
 import time
@@ -124,7 +129,11 @@ def main() -> None:
             return out
         return g
 
-    calls = {"snnTorch Leaky (digital)": lambda: ref(x), "memsnn digital": lambda: digital(x)}
+    dense = copy.deepcopy(digital)
+    for syn in dense.synapses:  # the same network with its GEMMs instead of the event-driven reads
+        syn.spike_read = "dense"
+    calls = {"snnTorch Leaky (digital)": lambda: ref(x), "memsnn digital": lambda: digital(x),
+             "memsnn digital, dense GEMM": lambda: dense(x)}
     calls.update({k: (lambda net=net: net(x)) for k, net in nets.items()})
     runs = {k: timed(f) for k, f in calls.items()}
     times = {k: [] for k in runs}

@@ -24,6 +24,12 @@ numbers that rows ``t * B .. (t + 1) * B - 1`` of the multi-step VMM read, for a
 thread count (on CUDA the draws come from the crossbar's generator and differ between the modes,
 with the same distribution). Results agree to float rounding of the differently blocked GEMMs.
 
+The default float synapses (:class:`~memsnn.crossbar.event_linear.EventLinear`, an
+``nn.Linear``) read their spikes event-driven on the CPU: only the weight rows of the active
+inputs are summed, 2-6x cheaper than the GEMM at 3-20 % active inputs, with the dense backward
+for training. A call that samples more than 30 % active inputs takes the GEMM, and so does a
+layer with ``spike_read = "dense"``; the two agree to float rounding.
+
 ``record=True`` keeps, per layer, what local learning rules need (:class:`LayerRecord`): the
 layer's input (pre) and output (post) spikes, from which first-spike times and exponential
 pre/post traces follow.
@@ -42,6 +48,7 @@ import torch
 from torch import nn
 
 from .array import Crossbar
+from .event_linear import EventLinear, frozen_weights
 from .layers import CrossbarLinear
 from .multistep import leaky_integrate, run_lif
 from .neurons import LIFParams, LIFState, exponential_trace, first_spike_times, lif_step
@@ -103,7 +110,8 @@ class SpikingNetwork(nn.Module):
     Args:
         sizes: layer widths ``[n_in, n_hidden..., n_out]``.
         neuron: LIF parameters for every layer, or one per synapse layer.
-        synapses: the synapse modules (default: ``nn.Linear(in, out, bias=False)``, float weights).
+        synapses: the synapse modules (default: float weights,
+            :class:`~memsnn.crossbar.event_linear.EventLinear` ``(in, out, bias=False)``).
         readout: ``"count"`` (output spikes) or ``"membrane"`` (non-spiking output integrator).
         seed: initialises the default float weights deterministically.
         mode: ``"multi"`` (layer by layer over all steps) or ``"step"`` (every layer once per
@@ -139,7 +147,7 @@ class SpikingNetwork(nn.Module):
             gen = torch.Generator().manual_seed(seed)
             synapses = []
             for a, b in zip(sizes[:-1], sizes[1:]):
-                lin = nn.Linear(a, b, bias=False)
+                lin = EventLinear(a, b, bias=False)
                 bound = 1.0 / a**0.5
                 with torch.no_grad():
                     lin.weight.uniform_(-bound, bound, generator=gen)
@@ -188,6 +196,10 @@ class SpikingNetwork(nn.Module):
 
     def _forward_steps(self, x: Tensor, record: bool) -> NetworkOutput:
         """``mode="step"``: time outermost, each layer's VMM on the ``B`` rows of one step."""
+        with frozen_weights(self.synapses):  # each float layer's W.T made once, not once per step
+            return self._step_loop(x, record)
+
+    def _step_loop(self, x: Tensor, record: bool) -> NetworkOutput:
         n = len(self.synapses)
         states: list[LIFState | None] = [None] * n
         v_out: Tensor | None = None
