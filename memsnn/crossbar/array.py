@@ -56,7 +56,7 @@ from ..files import atomic_path
 from ..params import Params, param
 from .mapping import MAPPINGS, conductances_to_weights, from_linear_weight, to_linear_weight, weights_to_conductances
 from .noise_stream import NoiseStream, stream_key
-from .read_kernel import dac_in, read_out, spike_read as _spike_kernel
+from .read_kernel import DenseRead, dac_in, read_out, spike_read as _spike_kernel
 from .periphery import PeripheryParams, dac, dac_codes
 from .schedule import DensePhase, OuterPhase, PulseSchedule
 
@@ -282,6 +282,9 @@ class Crossbar:
     _noise_blocks = 8
     #: the CPU output stage in one pass (read_kernel); False: eager torch ops (for A/B timing and tests)
     _one_pass_read = True
+    #: dense reads with absolute read noise through a :class:`~memsnn.crossbar.read_kernel.DenseRead`
+    #: built once per state; False: the general one-pass read (the same numbers; for A/B tests)
+    _dense_plans = True
     #: how ``vmm(x, binary=True)`` reads spikes on the CPU: ``"sparse"`` sums the rows of the active
     #: inputs only (event-driven; cost grows with the spike density, ~0.6 of the dense GEMM at 20 %
     #: and about equal near 35 %), ``"dense"`` runs the tile GEMMs (faster for dense inputs)
@@ -313,6 +316,10 @@ class Crossbar:
         fused = binary and "var" in cache and nonneg
         if binary and self.spike_read == "sparse" and self._sparse_ok(x):
             y = self._spike_read(x, cache)
+        elif one_pass_in and (plan := self._dense_plan(cache)) is not None:
+            stream = self.noise_stream
+            y = plan(x, stream.position)
+            stream.position += B
         elif one_pass_in:
             step = self.periphery.dac_step()
             codes, norms, bad = dac_in(x, 1.0 / step, self.periphery.x_max, self.params.tile_rows, self.n_tiles[0])
@@ -333,6 +340,26 @@ class Crossbar:
                 self._vmm_block(x[i:i + rows], cache, binary, fused, out=y[i:i + rows], noise=sub)
         self.reads += B
         return y.squeeze(0) if squeeze else y
+
+    def _dense_plan(self, cache: dict[str, Any]) -> DenseRead | None:
+        """The :class:`~memsnn.crossbar.read_kernel.DenseRead` of this state (built once per
+        cache), where it applies: a read noise that is the same for every device (absolute; the
+        std follows from the input's norm). ``None`` otherwise (the general one-pass read)."""
+        if "dense_plan" not in cache:
+            plan = None
+            per = self.periphery
+            if self._dense_plans and "var" not in cache and cache["var_const"] > 0:
+                step, dac_step = per.adc_step(self.i_unit), per.dac_step()
+                f = 1.0 if step is None else 1.0 / step
+                v_in = dac_step * per.v_read / per.x_max
+                plan = DenseRead(
+                    self._scaled(cache, "gdiff", v_in), self.in_features, inv_step=1.0 / dac_step, x_max=per.x_max,
+                    std_mul=math.sqrt(cache["var_const"] * f * f) * v_in, std_add=(per.output_noise * self.i_unit * f) ** 2,
+                    bound=per.adc_bound * self.i_unit * f if step is not None and per.adc_clip else None,
+                    adc=step is not None, scale=(per.x_max / per.v_read) * (self.scale / self._w_norm) / f,
+                    noise_key=self.noise_stream.key)
+            cache["dense_plan"] = plan
+        return cache["dense_plan"]
 
     def _dac_in_ok(self, x: Any, rows: int) -> bool:
         """Whether the one-pass DAC stage (:func:`~memsnn.crossbar.read_kernel.dac_in`) reads the

@@ -68,3 +68,40 @@ def test_one_pass_read_names_non_finite_inputs():
     assert xbar._dac_in_ok(x, 10**6)
     with pytest.raises(ValueError, match="2 NaN or infinite"):
         xbar.vmm(x)
+
+
+@pytest.mark.parametrize("adc_bits", [None, 7])
+def test_dense_read_plan_is_the_general_one_pass_read(adc_bits):
+    """``DenseRead`` (absolute noise; constants and buffers kept per state) reads bitwise what the
+    general one-pass read does, across batch sizes that reuse its buffers and after reprogramming."""
+    xbar = _xbar("absolute", 0.02, 0.05, adc_bits, torch.float32)
+    g = torch.Generator().manual_seed(3)
+    batches = [torch.rand(b, 70, generator=g) * 2 - 1 for b in (64, 5, 64, 1, 5)]
+    w2 = torch.rand(70, 9, generator=g) * 1.6 - 0.8
+
+    def run(plans):
+        xbar._dense_plans = plans
+        xbar.program(torch.full((70, 9), 0.3), method="direct")
+        xbar.noise_stream.position = 3
+        ys = [xbar.vmm(x) for x in batches]
+        xbar.program(w2, method="direct")  # a new state: a new plan
+        ys.append(xbar.vmm(batches[0]))
+        assert ("dense_plan" in xbar._cache and xbar._cache["dense_plan"] is not None) == plans
+        return ys, xbar.noise_stream.position
+
+    (a, pa), (b, pb) = run(True), run(False)
+    assert pa == pb == 3 + sum(x.shape[0] for x in batches) + 64
+    for ya, yb in zip(a, b):
+        assert torch.equal(ya, yb)
+    assert not torch.allclose(a[0], a[-1])  # the reprogrammed weights are read
+    assert a[0].data_ptr() != a[2].data_ptr()  # every read returns its own tensor
+
+
+def test_dense_read_plan_names_non_finite_inputs():
+    xbar = _xbar("absolute", 0.02, 0.0, 7, torch.float32)
+    x = torch.zeros(4, 70)
+    x[1, 2], x[3, 0] = float("nan"), float("-inf")
+    pos = xbar.noise_stream.position
+    with pytest.raises(ValueError, match="inputs contain 2 NaN or infinite values"):
+        xbar.vmm(x)
+    assert xbar.noise_stream.position == pos and xbar._cache["dense_plan"] is not None
