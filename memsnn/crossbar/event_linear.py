@@ -35,8 +35,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..philox import PARALLEL_MIN, _executor
-from .read_kernel import _JIT, _gather
+from .read_kernel import _JIT, _active, _gather, run_rows
 
 __all__ = ["EventLinear", "event_mm", "frozen_weights", "uses_events", "weight_t", "MAX_DENSITY", "SAMPLE_ROWS",
            "SPIKE_READS"]
@@ -55,10 +54,7 @@ def _event_rows(x, wt, out, b0, b1):
     idx = np.empty(n_in, np.int64)
     for b in range(b0, b1):
         xb = x[b]
-        na = 0  # the active inputs of row b, in order (branch-free compaction)
-        for i in range(n_in):
-            idx[na] = i
-            na += xb[i] != 0
+        na = _active(xb, idx)
         acc = out[b]
         acc[:] = 0
         _gather(acc, wt, xb, idx, 0, na, 0, False)
@@ -87,13 +83,7 @@ def event_mm(x: Tensor, wt: Tensor, out: Tensor | None = None, threads: int | No
     elif tuple(out.shape) != (B, n_out) or out.dtype != x.dtype or not out.is_contiguous():
         raise ValueError(f"out must be a contiguous {x.dtype} tensor of shape ({B}, {n_out}); got {tuple(out.shape)}")
     args = (x.numpy(), wt.numpy(), out.numpy())
-    work = B * (x.shape[1] + n_out)
-    workers = max(1, min(torch.get_num_threads() if threads is None else int(threads), work // PARALLEL_MIN, B))
-    if workers == 1:
-        _event_rows(*args, 0, B)
-    else:
-        cuts = [B * w // workers for w in range(workers + 1)]
-        list(_executor(workers).map(lambda w: _event_rows(*args, cuts[w], cuts[w + 1]), range(workers)))
+    run_rows(_event_rows, args, B, B * (x.shape[1] + n_out), threads)
     return out
 
 

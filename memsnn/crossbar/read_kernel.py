@@ -191,13 +191,31 @@ def read_out(i: Tensor, z: Tensor | None, *, std: Tensor | None = None, var: Ten
         args = (ni, *noise, var.numpy(), dt_scalar(out_var, dt), dt_scalar(b, dt), clip, adc, dt_scalar(scale, dt),
                 no)
         kernel = _full_var
-    workers = max(1, min(torch.get_num_threads() if threads is None else int(threads), i.numel() // PARALLEL_MIN, B))
+    run_rows(kernel, args, B, i.numel(), threads)
+    return out
+
+
+def run_rows(kernel, args: tuple, B: int, work: int, threads: int | None) -> None:
+    """``kernel(*args, b0, b1)`` over rows ``0 .. B - 1``, split into contiguous ranges on up to
+    ``threads`` pool threads (default ``torch.get_num_threads()``; one per ``PARALLEL_MIN`` of
+    ``work``). The kernels compute each row alone, so the result does not depend on the split."""
+    workers = max(1, min(torch.get_num_threads() if threads is None else int(threads), work // PARALLEL_MIN, B))
     if workers == 1:
         kernel(*args, 0, B)
     else:
         cuts = [B * w // workers for w in range(workers + 1)]
         list(_executor(workers).map(lambda w: kernel(*args, cuts[w], cuts[w + 1]), range(workers)))
-    return out
+
+
+@numba.njit(inline="always", **_JIT)
+def _active(xb, idx):
+    """The indices of ``xb``'s non-zero entries into ``idx``, in order (branch-free compaction);
+    returns their count."""
+    na = 0
+    for i in range(xb.shape[0]):
+        idx[na] = i
+        na += xb[i] != 0
+    return na
 
 
 def dt_scalar(v: float, dtype: torch.dtype):
@@ -243,10 +261,7 @@ def _spike_rows(x, g, var, var_const, out_var, noisy, k0, k1, pos0, bound, clip,
     idx = np.empty(n_in, np.int64)
     for b in range(b0, b1):
         xb = x[b]
-        na = 0  # the active inputs of row b, in order (branch-free compaction)
-        for i in range(n_in):
-            idx[na] = i
-            na += xb[i] != 0
+        na = _active(xb, idx)
         k = 0
         for t in range(n_rt):
             lo = t * tr
@@ -319,12 +334,7 @@ def spike_read(x: Tensor, g: Tensor, *, var: Tensor | None, var_const: float, ou
             np.int64(noise_row), dt_scalar(0.0 if bound is None else bound, dt), bound is not None, adc,
             dt_scalar(scale, dt), no)
     work = B * x.shape[1] + B * n_rt * n_out
-    workers = max(1, min(torch.get_num_threads() if threads is None else int(threads), work // PARALLEL_MIN, B))
-    if workers == 1:
-        _spike_rows(*args, 0, B)
-    else:
-        cuts = [B * w // workers for w in range(workers + 1)]
-        list(_executor(workers).map(lambda w: _spike_rows(*args, cuts[w], cuts[w + 1]), range(workers)))
+    run_rows(_spike_rows, args, B, work, threads)
     return out
 
 
@@ -399,10 +409,5 @@ class DenseRead:
                 torch.mm(c, gt, out=i[t])
         y = torch.empty((B, self.n_out), dtype=self.dtype)
         args = (ni, self._z, True, *self._k, np.int64(noise_row), nn, *self._out, y.numpy())
-        workers = max(1, min(torch.get_num_threads() if threads is None else int(threads), i.numel() // PARALLEL_MIN, B))
-        if workers == 1:
-            _rows_std(*args, 0, B)
-        else:
-            cuts = [B * w // workers for w in range(workers + 1)]
-            list(_executor(workers).map(lambda w: _rows_std(*args, cuts[w], cuts[w + 1]), range(workers)))
+        run_rows(_rows_std, args, B, i.numel(), threads)
         return y
