@@ -24,16 +24,26 @@ fall back to :func:`run_lif_steps`. Forward results are bitwise those of the ste
 float operations in the same order: ``beta * v`` then ``+ I``; ``u - s * theta`` with ``s`` 0/1);
 input gradients agree to float rounding (autograd sums the same terms in another order).
 
-Measured on this project's 2-core CPU (``benchmarks/lif_kernels.py``, ``[50, 128, 512]``): the
-step loop 22 ms, this loop 4.7 ms, the same loop under ``torch.jit.script`` 4.3 ms (within this
-VM's noise, so the eager loop is kept); with backward 86 ms against 16 ms.
+On the CPU both loops are numba kernels (``_NUMBA_LOOPS``): one pass over blocks of ``_BLOCK``
+neurons (a block's time loop runs while its rows stay in cache), with the torch loops' float
+operations in the same order, so the numbers are bitwise theirs (tested on float32 / float64,
+every reset, one and two threads); without a backward coming, ``u`` is not kept. Other devices run the torch loops.
+
+Measured (``benchmarks/lif_kernels.py``, ``[50, 128, 512]``): on the AMD 2-core VM the step loop
+22 ms, the torch loop 4.7 ms, the same under ``torch.jit.script`` 4.3 ms (within noise, so no
+TorchScript); on the Intel 2-core VM, one thread, the torch loop 9.6 ms and with backward 36.7 ms,
+the numba loops 5.0 ms (4.1 ms of it the kernel on filled buffers: the pass over ~40 MB is
+memory-bound) and 29.1 ms with backward (the surrogate's torch ops are the rest).
 """
 
 from __future__ import annotations
 
+import numba
+import numpy as np
 import torch
 
 from .neurons import LIFParams, LIFState, lif_step
+from .read_kernel import _JIT, dt_scalar, run_rows
 
 __all__ = ["run_lif", "run_lif_steps", "leaky_integrate", "fast_path_applies"]
 
@@ -57,12 +67,99 @@ def run_lif_steps(cur: Tensor, p: LIFParams) -> tuple[Tensor, Tensor]:
     return torch.stack(spikes), torch.stack(mems)
 
 
-def _forward_loop(cur: Tensor, beta: float, thr: float, reset: str) -> tuple[Tensor, Tensor, Tensor]:
-    """``(spikes, v, u)`` ``[T, B, N]``: spikes (float 0/1), membrane after and before the reset."""
+#: CPU loops in one numba pass over ``[T, B * N]`` (the same float operations in the same order as
+#: the torch loops below, so bitwise the same numbers); False: the torch loops (for A/B tests)
+_NUMBA_LOOPS = True
+#: neurons per block of the numba loops: a block's ``[T, block]`` recursion stays in the core's cache
+_BLOCK = 2048
+_RESETS = {"subtract": 0, "zero": 1, "none": 2}
+
+
+@numba.njit(**_JIT)
+def _lif_cols(cur, beta, thr, reset, spikes, v, u, k0, k1):
+    """Blocks ``k0 .. k1 - 1`` of ``_BLOCK`` neurons of the forward loop (see :func:`_forward_loop`);
+    ``cur``, ``spikes``, ``v``, ``u`` ``[T, M]``; ``v`` is ``u`` when ``reset`` is 2 ("none")."""
+    T, M = cur.shape
+    for blk in range(k0, k1):
+        j0, j1 = blk * _BLOCK, min((blk + 1) * _BLOCK, M)
+        for t in range(T):
+            ct, ut, st, vt = cur[t, j0:j1], u[t, j0:j1], spikes[t, j0:j1], v[t, j0:j1]
+            n = j1 - j0
+            if t == 0:
+                for j in range(n):
+                    ut[j] = ct[j]
+            else:
+                vp = v[t - 1, j0:j1]
+                for j in range(n):
+                    ut[j] = vp[j] * beta + ct[j]
+            for j in range(n):
+                sj = ut[j] > thr
+                st[j] = sj
+                if reset == 0:  # u - thr * s; thr * s is exact for s in {0, 1}
+                    vt[j] = ut[j] - thr * st[j]
+                elif reset == 1:  # (1 - s) * u, as (s * -1 + 1) * u
+                    vt[j] = (st[j] * -1.0 + 1.0) * ut[j]
+
+
+@numba.njit(**_JIT)
+def _lif_grad_cols(h, keep, gvk, beta, g_in, k0, k1):
+    """Blocks ``k0 .. k1 - 1`` of the backward recursion (see :meth:`_LIFMultiStep.backward`):
+    ``g_in[t] = h[t] + g_in[t + 1] * beta * keep[t] + gvk[t]``, ``g_in[T - 1] = h[T - 1] + gvk[T - 1]``;
+    ``keep`` / ``gvk`` of zero rows: absent (no factor / no term)."""
+    T, M = h.shape
+    has_keep, has_gv = keep.shape[0] > 0, gvk.shape[0] > 0
+    for blk in range(k0, k1):
+        j0, j1 = blk * _BLOCK, min((blk + 1) * _BLOCK, M)
+        n = j1 - j0
+        for t in range(T - 1, -1, -1):
+            ht, gt = h[t, j0:j1], g_in[t, j0:j1]
+            if t == T - 1:
+                for j in range(n):
+                    gt[j] = ht[j]
+            else:
+                gn = g_in[t + 1, j0:j1]
+                if has_keep:
+                    kt = keep[t, j0:j1]
+                    for j in range(n):
+                        gt[j] = ht[j] + (gn[j] * beta) * kt[j]
+                else:
+                    for j in range(n):
+                        gt[j] = ht[j] + gn[j] * beta
+            if has_gv:
+                gv = gvk[t, j0:j1]
+                for j in range(n):
+                    gt[j] = gt[j] + gv[j]
+
+
+def _numba_ok(*ts: Tensor) -> bool:
+    return _NUMBA_LOOPS and all(t.device.type == "cpu" and t.dtype in (torch.float32, torch.float64)
+                                and t.is_contiguous() and t.dtype == ts[0].dtype for t in ts)
+
+
+def _cols(t: Tensor) -> np.ndarray:
+    """A ``[T, ...]`` tensor as the ``[T, M]`` array the numba loops take."""
+    return t.detach().reshape(t.shape[0], -1).numpy()
+
+
+def _run_blocks(kernel, args: tuple, T: int, M: int) -> None:
+    run_rows(kernel, args, -(-M // _BLOCK), T * M, None)
+
+
+def _forward_loop(cur: Tensor, beta: float, thr: float, reset: str, keep_u: bool = True
+                  ) -> tuple[Tensor, Tensor, Tensor]:
+    """``(spikes, v, u)`` ``[T, B, N]``: spikes (float 0/1), membrane after and before the reset.
+    ``keep_u=False`` (no backward to come): the numba loop writes ``u`` into ``v``'s memory just
+    before the reset overwrites it (one ``[T, B, N]`` buffer less to fill); ``u`` is then ``v``."""
     T = cur.shape[0]
-    u = torch.empty_like(cur)
-    v = u if reset == "none" else torch.empty_like(cur)
+    v = torch.empty_like(cur)
     spikes = torch.empty_like(cur)
+    if _numba_ok(cur) and T > 0:
+        u = torch.empty_like(cur) if keep_u and reset != "none" else v
+        dt = cur.dtype
+        args = (_cols(cur), dt_scalar(beta, dt), dt_scalar(thr, dt), _RESETS[reset], _cols(spikes), _cols(v), _cols(u))
+        _run_blocks(_lif_cols, args, T, cur[0].numel())
+        return spikes, v, u
+    u = v if reset == "none" else torch.empty_like(cur)
     for t in range(T):
         ut = u[t]
         if t == 0:  # v[-1] = 0: beta * 0 + I = I
@@ -97,6 +194,13 @@ class _LIFMultiStep(torch.autograd.Function):
             keep, g_v_kept = None, g_v
         g_in = torch.empty_like(u)
         T = u.shape[0]
+        opt = [t for t in (keep, g_v_kept) if t is not None]
+        if _numba_ok(h, *opt):
+            none = np.empty((0, 0), h.numpy().dtype)
+            args = (_cols(h), none if keep is None else _cols(keep), none if g_v_kept is None else _cols(g_v_kept),
+                    dt_scalar(p.beta, h.dtype), _cols(g_in))
+            _run_blocks(_lif_grad_cols, args, T, h[0].numel())
+            return g_in, None
         for t in range(T - 1, -1, -1):
             gt = g_in[t]
             if t == T - 1:
@@ -121,7 +225,7 @@ def run_lif(cur: Tensor, p: LIFParams) -> tuple[Tensor, Tensor]:
     if torch.is_grad_enabled() and cur.requires_grad:
         return _LIFMultiStep.apply(cur, p)
     with torch.no_grad():
-        spikes, v, _ = _forward_loop(cur, p.beta, p.threshold, p.reset)
+        spikes, v, _ = _forward_loop(cur, p.beta, p.threshold, p.reset, keep_u=False)
     return spikes, v
 
 

@@ -9,6 +9,7 @@ import torch
 from memsnn.crossbar import Crossbar, CrossbarParams, PeripheryParams
 from memsnn.crossbar.multistep import fast_path_applies, leaky_integrate, run_lif, run_lif_steps
 from memsnn.crossbar.network import SpikingNetwork
+from memsnn.philox import PARALLEL_MIN
 from memsnn.crossbar.neurons import LIFParams
 from memsnn.device_models import make_device
 
@@ -51,6 +52,40 @@ def test_fused_lif_backward_matches_autograd_through_the_step_loop(reset, surrog
     c0 = cur.clone().requires_grad_(True)
     (run_lif_steps(c0, p)[0] * ws).sum().backward()
     torch.testing.assert_close(c.grad, c0.grad, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("reset", ["subtract", "zero", "none"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_numba_loops_are_bitwise_the_torch_loops_on_any_thread_count(reset, dtype, monkeypatch):
+    """The numba forward and backward loops against the torch ones (``_NUMBA_LOOPS = False``), on
+    several ``_BLOCK``-neuron blocks split over one and two threads."""
+    from memsnn.crossbar import multistep
+
+    p = LIFParams(beta=0.85, threshold=0.9, reset=reset, surrogate="fast_sigmoid")
+    cur = currents((60, 5, 1000), dtype, seed=3)  # 5000 neurons: three blocks of 2048
+    assert cur[0].numel() > 2 * multistep._BLOCK and cur.numel() >= 2 * PARALLEL_MIN  # two threads split it
+    w = torch.randn(cur.shape, generator=torch.Generator().manual_seed(4), dtype=dtype)
+
+    def run(numba_loops, threads):
+        monkeypatch.setattr(multistep, "_NUMBA_LOOPS", numba_loops)
+        old = torch.get_num_threads()
+        torch.set_num_threads(threads)
+        try:
+            with torch.no_grad():
+                s_ng, v_ng = run_lif(cur, p)
+            c = cur.clone().requires_grad_(True)
+            s, v = run_lif(c, p)
+            ((s * w).sum() + (v * w.flip(0)).sum()).backward()
+            return s_ng, v_ng, s.detach(), v.detach(), c.grad
+        finally:
+            torch.set_num_threads(old)
+
+    ref = run(False, 1)
+    assert 0 < int(ref[0].sum()) < ref[0].numel() and ref[4].abs().max() > 0.1
+    for threads in (1, 2):
+        got = run(True, threads)
+        for a, b in zip(ref, got):
+            assert a.dtype == b.dtype and torch.equal(a, b)
 
 
 def test_neurons_outside_the_fast_path_use_the_step_loop():
