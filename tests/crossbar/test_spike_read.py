@@ -127,6 +127,25 @@ def test_thread_count_and_row_splits_do_not_change_the_numbers():
     assert torch.equal(one, two) and torch.equal(one, parts)
 
 
+def test_chunk_size_does_not_change_the_numbers():
+    """The relative-noise kernel gathers ``g`` and ``var`` chunk by chunk of vectors: any chunk
+    (1, one that does not divide the batch, the default, one larger than the batch) gives the
+    same numbers bit for bit, with noise, ADC clipping and several row tiles."""
+    g0 = torch.Generator().manual_seed(5)
+    g = torch.randn(3, 16, 24, generator=g0)
+    g[2, 8:] = 0  # 40 real rows in three tiles of 16
+    var = torch.rand(3, 16, 24, generator=g0) * 0.05
+    x = _spikes(300, 40, dtype=torch.float32) * 1.5
+    outs = []
+    for chunk in (1, 7, None, 1000):
+        out = torch.empty(300, 24)
+        spike_read(x, g, var=var, var_const=0.01, out_var=0.02, noise_key=11, noise_row=5, bound=3.0, adc=True,
+                   scale=0.5, out=out, chunk=chunk)
+        outs.append(out)
+    assert outs[0].abs().max() > 0 and len(torch.unique(outs[0])) > 5  # real, varied codes
+    assert all(torch.equal(outs[0], o) for o in outs[1:])
+
+
 def test_spike_read_kernel_by_hand():
     """One input vector, one tile, no noise, no ADC: y = scale * sum_i x_i g_i."""
     g = torch.tensor([[[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]]], dtype=torch.float64)  # [1, 3, 2]
