@@ -27,7 +27,8 @@ input gradients agree to float rounding (autograd sums the same terms in another
 On the CPU both loops are numba kernels (``_NUMBA_LOOPS``): one pass over blocks of ``_BLOCK``
 neurons (a block's time loop runs while its rows stay in cache), with the torch loops' float
 operations in the same order, so the numbers are bitwise theirs (tested on float32 / float64,
-every reset, one and two threads); without a backward coming, ``u`` is not kept. Other devices run the torch loops.
+every reset, one and two threads); without a backward coming, ``u`` is not kept. Other
+devices run the torch loops.
 
 Measured (``benchmarks/lif_kernels.py``, ``[50, 128, 512]``): on the AMD 2-core VM the step loop
 22 ms, the torch loop 4.7 ms, the same under ``torch.jit.script`` 4.3 ms (within noise, so no
