@@ -32,7 +32,8 @@ def _after_import(**env) -> tuple[str, str]:
     clean = {k: v for k, v in os.environ.items() if k not in ("MEMSNN_NUMBA_WIDE", "NUMBA_CPU_FEATURES")}
     clean.update(env, PYTHONPATH=str(ROOT))
     out = subprocess.run([sys.executable, "-c", _RUN], env=clean, capture_output=True, text=True, cwd=ROOT)
-    assert out.returncode == 0, out.stderr
+    if out.returncode != 0:
+        return "error", out.stderr.strip().splitlines()[-1]
     applied, digest = out.stdout.split()
     return applied, digest
 
@@ -45,3 +46,9 @@ def test_wide_vectors_apply_on_avx512_only_and_change_no_number():
     narrow, h_narrow = _after_import(MEMSNN_NUMBA_WIDE="0")
     assert wide == str(avx512) and narrow == "False"
     assert h_wide == h_narrow  # the same normals, read codes and spikes at either vector width
+
+
+def test_a_bad_setting_is_named():
+    status, message = _after_import(MEMSNN_NUMBA_WIDE="yes")
+    assert status == "error"
+    assert "MEMSNN_NUMBA_WIDE='yes' is not allowed: use 0" in message
